@@ -1,0 +1,2 @@
+//! Placeholder; the lookup benchmark is being written.
+fn main() {}

@@ -1,0 +1,263 @@
+//! Configuration: the membership state machine's own ([`MembershipConfig`]) and the cluster
+//! configuration that mirrors the Go `cluster:` section ([`ClusterConfig`], shared by both
+//! drivers, with optional serde support under the same key names).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::time::Duration;
+
+use crate::rendezvous::Scoring;
+
+/// Default interval between DNS lookups: 5 s.
+pub const DEFAULT_MEMBERSHIP_REFRESH: Duration = Duration::from_secs(5);
+/// Default lookup deadline: 3 s.
+pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default number of consecutive failed lookups that keep the last good snapshot: 5.
+pub const DEFAULT_MAX_STALE_REFRESHES: u32 = 5;
+/// Default fill listener address: `0.0.0.0:8444`.
+pub const DEFAULT_INTERNAL_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8444);
+
+/// An invalid configuration; each variant names the offending field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `service` is empty.
+    EmptyService,
+    /// `self_pod_ip` is empty (set it, or the `POD_IP` environment variable).
+    NoSelfIp,
+    /// `self_pod_ip` is not an IP address.
+    BadSelfIp(String),
+    /// `membership_refresh` is zero.
+    ZeroRefresh,
+    /// `lookup_timeout` is zero.
+    ZeroLookupTimeout,
+    /// `internal_tls` is enabled but the named file setting is empty.
+    MissingTlsFile(&'static str),
+    /// A duration field is not a Go-style duration such as `5s` or `1m30s`.
+    BadDuration {
+        /// The field.
+        field: &'static str,
+        /// The text.
+        value: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::EmptyService => f.write_str("service: must not be empty"),
+            ConfigError::NoSelfIp => f.write_str(
+                "self_pod_ip: no self IP configured (set self_pod_ip or the POD_IP environment variable)",
+            ),
+            ConfigError::BadSelfIp(v) => write!(f, "self_pod_ip: {v:?} is not an IP address"),
+            ConfigError::ZeroRefresh => f.write_str("membership_refresh: must be greater than zero"),
+            ConfigError::ZeroLookupTimeout => f.write_str("lookup_timeout: must be greater than zero"),
+            ConfigError::MissingTlsFile(field) => {
+                write!(f, "internal_tls.{field}: required when internal_tls.enabled is true")
+            }
+            ConfigError::BadDuration { field, value } => {
+                write!(f, "{field}: {value:?} is not a duration like 5s, 500ms or 1m30s")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ConfigError {}
+
+/// Configuration of the [`crate::Membership`] state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipConfig {
+    /// DNS name of the headless Service (resolved for A and AAAA records). Required.
+    pub service: String,
+    /// This replica's IPs (two on a dual-stack pod). At least one.
+    pub self_ips: Vec<IpAddr>,
+    /// This replica's port as it appears in peer records: 0 in production (DNS has no ports),
+    /// the listener's port for static sources where replicas share an IP.
+    pub self_port: u16,
+    /// Interval between lookups (default 5 s, must be > 0).
+    pub membership_refresh: Duration,
+    /// Deadline of one lookup (default 3 s, must be > 0).
+    pub lookup_timeout: Duration,
+    /// Consecutive failures that keep the last good snapshot (default 5).
+    pub max_stale_refreshes: u32,
+    /// Scoring function of the snapshots (default xxh3).
+    pub scoring: Scoring,
+}
+
+impl MembershipConfig {
+    /// A configuration with the defaults for everything but the service and self IPs.
+    pub fn new(service: impl Into<String>, self_ips: impl IntoIterator<Item = IpAddr>) -> Self {
+        MembershipConfig {
+            service: service.into(),
+            self_ips: self_ips.into_iter().collect(),
+            self_port: 0,
+            membership_refresh: DEFAULT_MEMBERSHIP_REFRESH,
+            lookup_timeout: DEFAULT_LOOKUP_TIMEOUT,
+            max_stale_refreshes: DEFAULT_MAX_STALE_REFRESHES,
+            scoring: Scoring::Xxh3,
+        }
+    }
+
+    /// Checks the rules of the design (rule 1): a service name, at least one self IP, positive
+    /// refresh interval and lookup timeout.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.service.trim().is_empty() {
+            return Err(ConfigError::EmptyService);
+        }
+        if self.self_ips.is_empty() {
+            return Err(ConfigError::NoSelfIp);
+        }
+        if self.membership_refresh.is_zero() {
+            return Err(ConfigError::ZeroRefresh);
+        }
+        if self.lookup_timeout.is_zero() {
+            return Err(ConfigError::ZeroLookupTimeout);
+        }
+        Ok(())
+    }
+}
+
+/// The `internal_tls` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct TlsSettings {
+    /// Whether the fill RPC uses mutual TLS (default false: plain HTTP, for development only).
+    pub enabled: bool,
+    /// PEM certificate chain of this replica (served to peers and presented as client cert).
+    pub cert_file: String,
+    /// PEM private key of `cert_file`.
+    pub key_file: String,
+    /// PEM CA bundle that peers' certificates must chain to.
+    pub ca_file: String,
+    /// Name to verify in peers' certificates (pods are dialed by IP; certificates usually name
+    /// the Service). Empty: verify the peer's IP.
+    pub server_name: String,
+}
+
+/// The cluster configuration, mirroring the Go `cluster:` section (same key names with serde).
+///
+/// Durations are Go-style strings in serde form (`"5s"`, `"500ms"`, `"1m30s"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct ClusterConfig {
+    /// DNS name of the headless Service. Required.
+    pub service: String,
+    /// Interval between lookups (default 5 s).
+    #[cfg_attr(feature = "serde", serde(with = "crate::duration::serde_go"))]
+    pub membership_refresh: Duration,
+    /// Fill listener address (default `0.0.0.0:8444`); its port replaces port 0 of peers.
+    pub internal_listen: SocketAddr,
+    /// Mutual TLS settings.
+    pub internal_tls: TlsSettings,
+    /// This replica's IPs; a string may hold several separated by commas (dual-stack). Empty:
+    /// drivers fill it from the `POD_IP` environment variable.
+    #[cfg_attr(feature = "serde", serde(with = "crate::duration::serde_ips"))]
+    pub self_pod_ip: Vec<IpAddr>,
+    /// Deadline of one lookup (default 3 s).
+    #[cfg_attr(feature = "serde", serde(with = "crate::duration::serde_go"))]
+    pub lookup_timeout: Duration,
+    /// Consecutive failures that keep the last good snapshot (default 5).
+    pub max_stale_refreshes: u32,
+    /// Scoring function: `xxh3` (default) or `go-compat`.
+    pub scoring: Scoring,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            service: String::new(),
+            membership_refresh: DEFAULT_MEMBERSHIP_REFRESH,
+            internal_listen: DEFAULT_INTERNAL_LISTEN,
+            internal_tls: TlsSettings::default(),
+            self_pod_ip: Vec::new(),
+            lookup_timeout: DEFAULT_LOOKUP_TIMEOUT,
+            max_stale_refreshes: DEFAULT_MAX_STALE_REFRESHES,
+            scoring: Scoring::Xxh3,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Parses a comma-separated list of IPs (the `POD_IP` / `self_pod_ip` text form).
+    pub fn parse_ips(text: &str) -> Result<Vec<IpAddr>, ConfigError> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| ConfigError::BadSelfIp(s.into())))
+            .collect()
+    }
+
+    /// The membership configuration for DNS discovery (self port 0, as DNS carries no ports).
+    /// Also validates the TLS section.
+    pub fn membership(&self) -> Result<MembershipConfig, ConfigError> {
+        if self.internal_tls.enabled {
+            for (field, value) in [
+                ("cert_file", &self.internal_tls.cert_file),
+                ("key_file", &self.internal_tls.key_file),
+                ("ca_file", &self.internal_tls.ca_file),
+            ] {
+                if value.is_empty() {
+                    return Err(ConfigError::MissingTlsFile(field));
+                }
+            }
+        }
+        let config = MembershipConfig {
+            service: self.service.clone(),
+            self_ips: self.self_pod_ip.clone(),
+            self_port: 0,
+            membership_refresh: self.membership_refresh,
+            lookup_timeout: self.lookup_timeout,
+            max_stale_refreshes: self.max_stale_refreshes,
+            scoring: self.scoring,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_fields() {
+        let ok = MembershipConfig::new("orca", ["10.0.0.1".parse().unwrap()]);
+        assert_eq!(ok.validate(), Ok(()));
+        let mut c = ok.clone();
+        c.service = " ".into();
+        assert_eq!(c.validate(), Err(ConfigError::EmptyService));
+        let mut c = ok.clone();
+        c.self_ips.clear();
+        assert_eq!(c.validate(), Err(ConfigError::NoSelfIp));
+        let mut c = ok.clone();
+        c.membership_refresh = Duration::ZERO;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroRefresh));
+        let mut c = ok.clone();
+        c.lookup_timeout = Duration::ZERO;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroLookupTimeout));
+        assert!(alloc::format!("{}", ConfigError::ZeroRefresh).starts_with("membership_refresh"));
+    }
+
+    #[test]
+    fn cluster_config_maps_and_checks_tls() {
+        let mut c = ClusterConfig {
+            service: "orca-peers".into(),
+            self_pod_ip: ClusterConfig::parse_ips("10.0.0.1, fd00::1").unwrap(),
+            ..ClusterConfig::default()
+        };
+        let m = c.membership().unwrap();
+        assert_eq!(m.self_ips.len(), 2);
+        assert_eq!(m.membership_refresh, Duration::from_secs(5));
+        c.internal_tls.enabled = true;
+        assert_eq!(
+            c.membership(),
+            Err(ConfigError::MissingTlsFile("cert_file"))
+        );
+        assert!(ClusterConfig::parse_ips("10.0.0.x").is_err());
+    }
+}

@@ -1,0 +1,376 @@
+//! One test per membership rule (at least), driving the machine by hand.
+
+use super::*;
+use alloc::vec;
+use core::net::IpAddr;
+
+const ME: &str = "10.0.0.1";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn config() -> MembershipConfig {
+    let mut c = MembershipConfig::new("orca-peers", [ip(ME)]);
+    c.membership_refresh = Duration::from_secs(5);
+    c.lookup_timeout = Duration::from_secs(3);
+    c.max_stale_refreshes = 5;
+    c
+}
+
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn records(ips: &[&str]) -> LookupAnswer {
+    LookupAnswer::Records(ips.iter().map(|s| PeerAddr::from_ip(ip(s))).collect())
+}
+
+fn events(m: &mut Membership) -> Vec<MembershipEvent> {
+    core::iter::from_fn(|| m.poll_event()).collect()
+}
+
+fn changes(m: &mut Membership) -> Vec<(bool, ChangeReason, usize, usize, u64)> {
+    events(m)
+        .into_iter()
+        .filter_map(|e| match e {
+            MembershipEvent::SnapshotChanged {
+                snapshot,
+                initial,
+                added,
+                removed,
+                reason,
+            } => Some((
+                initial,
+                reason,
+                added.len(),
+                removed.len(),
+                snapshot.generation(),
+            )),
+            MembershipEvent::LookupFailed { .. } => None,
+        })
+        .collect()
+}
+
+/// Takes the pending lookup and answers it at `now`.
+fn answer(m: &mut Membership, now: Instant, a: LookupAnswer) {
+    let req = m.poll_lookup().expect("a lookup is pending");
+    m.handle_lookup(now, req.id, a);
+}
+
+/// Advances to the next refresh and answers it.
+fn refresh(m: &mut Membership, a: LookupAnswer) {
+    let t = m.poll_timeout().unwrap();
+    m.handle_timeout(t);
+    answer(m, t, a);
+}
+
+fn peer_ips(m: &Membership) -> Vec<String> {
+    m.snapshot()
+        .peers()
+        .iter()
+        .map(|p| alloc::format!("{}", p.ip))
+        .collect()
+}
+
+use alloc::string::String;
+
+#[test]
+fn rule1_invalid_config_is_a_typed_error() {
+    let mut c = config();
+    c.service.clear();
+    assert_eq!(
+        Membership::new(&c, at(0)).unwrap_err(),
+        ConfigError::EmptyService
+    );
+    let mut c = config();
+    c.self_ips.clear();
+    assert_eq!(
+        Membership::new(&c, at(0)).unwrap_err(),
+        ConfigError::NoSelfIp
+    );
+    let mut c = config();
+    c.membership_refresh = Duration::ZERO;
+    assert_eq!(
+        Membership::new(&c, at(0)).unwrap_err(),
+        ConfigError::ZeroRefresh
+    );
+    let mut c = config();
+    c.lookup_timeout = Duration::ZERO;
+    assert_eq!(
+        Membership::new(&c, at(0)).unwrap_err(),
+        ConfigError::ZeroLookupTimeout
+    );
+}
+
+#[test]
+fn rule2_bootstrap_snapshot_is_self_only() {
+    let m = Membership::new(&config(), at(0)).unwrap();
+    assert!(!m.has_initial_snapshot());
+    assert_eq!(peer_ips(&m), ["10.0.0.1"]);
+    assert!(m.snapshot().peers()[0].is_self);
+    assert_eq!(m.snapshot().generation(), 0);
+}
+
+#[test]
+fn rule3_first_lookup_immediate_then_every_refresh_with_deadline() {
+    let mut m = Membership::new(&config(), at(1000)).unwrap();
+    let req = m.poll_lookup().unwrap();
+    assert_eq!(req.name, "orca-peers");
+    assert_eq!(req.deadline, at(4000));
+    assert!(m.poll_lookup().is_none());
+    assert_eq!(m.poll_timeout(), Some(at(4000)));
+    m.handle_lookup(at(1200), req.id, records(&[ME, "10.0.0.2"]));
+    assert_eq!(
+        m.poll_timeout(),
+        Some(at(6000)),
+        "next refresh: 5 s after the request"
+    );
+    // A spurious early timeout does nothing.
+    m.handle_timeout(at(3000));
+    assert!(m.poll_lookup().is_none());
+    m.handle_timeout(at(6000));
+    let req = m.poll_lookup().unwrap();
+    assert_eq!(req.deadline, at(9000));
+    // No answer by the deadline: a timeout failure.
+    m.handle_timeout(at(9000));
+    let ev = events(&mut m);
+    assert!(ev.contains(&MembershipEvent::LookupFailed {
+        failure: LookupFailure::Timeout,
+        streak: 1,
+        kept_stale: true
+    }));
+    // A late answer to the expired lookup is ignored.
+    m.handle_lookup(at(9100), req.id, records(&[ME]));
+    assert_eq!(peer_ips(&m), ["10.0.0.1", "10.0.0.2"]);
+    assert_eq!(m.poll_timeout(), Some(at(11_000)));
+}
+
+#[test]
+fn rule3_answer_after_deadline_is_a_timeout() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    answer(&mut m, at(3001), records(&[ME, "10.0.0.2"]));
+    assert_eq!(peer_ips(&m), ["10.0.0.1"]);
+    assert!(events(&mut m).iter().any(|e| matches!(
+        e,
+        MembershipEvent::LookupFailed {
+            failure: LookupFailure::Timeout,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn rule4_success_stamps_sorts_dedups_and_publishes_only_on_change() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    answer(
+        &mut m,
+        at(1),
+        records(&["10.0.0.3", "10.0.0.2", "10.0.0.3"]),
+    );
+    assert_eq!(
+        peer_ips(&m),
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+        "self added, sorted, deduped"
+    );
+    assert!(m.has_initial_snapshot());
+    assert_eq!(
+        changes(&mut m),
+        vec![(true, ChangeReason::Discovery, 2, 0, 1)]
+    );
+    refresh(&mut m, records(&["10.0.0.2", ME, "10.0.0.3"]));
+    assert!(changes(&mut m).is_empty(), "same set: no new generation");
+    assert_eq!(m.snapshot().generation(), 1);
+    refresh(&mut m, records(&["10.0.0.4", ME]));
+    assert_eq!(
+        changes(&mut m),
+        vec![(false, ChangeReason::Discovery, 1, 2, 2)]
+    );
+    assert_eq!(m.failure_streak(), 0);
+}
+
+#[test]
+fn rule4_failure_streak_resets_on_success() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    answer(&mut m, at(1), records(&[ME, "10.0.0.2"]));
+    refresh(&mut m, LookupAnswer::Failed(LookupFailure::ServFail));
+    refresh(&mut m, LookupAnswer::Failed(LookupFailure::ServFail));
+    assert_eq!(m.failure_streak(), 2);
+    refresh(&mut m, records(&[ME, "10.0.0.2"]));
+    assert_eq!(m.failure_streak(), 0);
+}
+
+#[test]
+fn rule5_zero_records_publish_self() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    answer(&mut m, at(1), records(&[ME, "10.0.0.2"]));
+    let _ = events(&mut m);
+    refresh(&mut m, LookupAnswer::Records(vec![]));
+    assert_eq!(peer_ips(&m), ["10.0.0.1"]);
+    assert_eq!(
+        changes(&mut m),
+        vec![(false, ChangeReason::EmptyAnswer, 0, 1, 2)]
+    );
+}
+
+#[test]
+fn rule6_failures_keep_stale_snapshot_up_to_the_ceiling() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    answer(&mut m, at(1), records(&[ME, "10.0.0.2"]));
+    let _ = events(&mut m);
+    for (i, f) in [
+        LookupFailure::Timeout,
+        LookupFailure::ServFail,
+        LookupFailure::Refused,
+        LookupFailure::NxDomain,
+        LookupFailure::NoRecords,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        refresh(&mut m, LookupAnswer::Failed(f));
+        assert_eq!(
+            peer_ips(&m).len(),
+            2,
+            "failure {} keeps the stale set",
+            i + 1
+        );
+        assert!(changes(&mut m).is_empty());
+    }
+    refresh(&mut m, LookupAnswer::Failed(LookupFailure::Io));
+    assert_eq!(
+        peer_ips(&m),
+        ["10.0.0.1"],
+        "sixth failure: past the ceiling"
+    );
+    assert_eq!(m.failure_streak(), 6);
+    assert_eq!(
+        changes(&mut m),
+        vec![(false, ChangeReason::StaleCeiling, 0, 1, 2)]
+    );
+    refresh(&mut m, LookupAnswer::Failed(LookupFailure::Io));
+    assert!(changes(&mut m).is_empty());
+}
+
+#[test]
+fn rule6_bootstrap_failure_publishes_self_at_once() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    answer(&mut m, at(1), LookupAnswer::Failed(LookupFailure::NxDomain));
+    assert!(m.has_initial_snapshot());
+    assert_eq!(peer_ips(&m), ["10.0.0.1"]);
+    assert_eq!(
+        changes(&mut m),
+        vec![(true, ChangeReason::BootstrapFailure, 0, 0, 1)]
+    );
+    // Recovery on the next refresh.
+    refresh(&mut m, records(&[ME, "10.0.0.2"]));
+    assert_eq!(peer_ips(&m).len(), 2);
+}
+
+#[test]
+fn rule6_zero_ceiling_falls_back_on_first_failure() {
+    let mut c = config();
+    c.max_stale_refreshes = 0;
+    let mut m = Membership::new(&c, at(0)).unwrap();
+    answer(&mut m, at(1), records(&[ME, "10.0.0.2"]));
+    refresh(&mut m, LookupAnswer::Failed(LookupFailure::Timeout));
+    assert_eq!(peer_ips(&m), ["10.0.0.1"]);
+}
+
+#[test]
+fn rule7_shutdown_is_not_a_failure_and_timeout_is() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    answer(&mut m, at(1), records(&[ME, "10.0.0.2"]));
+    let _ = events(&mut m);
+    let t = m.poll_timeout().unwrap();
+    m.handle_timeout(t);
+    let req = m.poll_lookup().unwrap();
+    m.handle_shutdown(t);
+    m.handle_shutdown(t); // idempotent
+    m.handle_lookup(t, req.id, LookupAnswer::Failed(LookupFailure::Timeout));
+    m.handle_timeout(t + Duration::from_secs(3600));
+    assert_eq!(peer_ips(&m).len(), 2);
+    assert_eq!(m.failure_streak(), 0);
+    assert!(events(&mut m).is_empty());
+    assert_eq!(m.poll_timeout(), None);
+    assert!(m.poll_lookup().is_none());
+    assert!(m.is_closed());
+}
+
+#[test]
+fn rule8_events_carry_added_removed_and_reason() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    answer(&mut m, at(1), records(&[ME, "10.0.0.2", "10.0.0.3"]));
+    let _ = events(&mut m);
+    refresh(&mut m, records(&[ME, "10.0.0.2", "10.0.0.4"]));
+    let ev = events(&mut m);
+    let MembershipEvent::SnapshotChanged {
+        added,
+        removed,
+        reason,
+        initial,
+        ..
+    } = &ev[0]
+    else {
+        panic!("expected a change, got {ev:?}");
+    };
+    assert_eq!(added[0].ip, ip("10.0.0.4"));
+    assert_eq!(removed[0].ip, ip("10.0.0.3"));
+    assert_eq!((*reason, *initial), (ChangeReason::Discovery, false));
+    assert_eq!(ChangeReason::StaleCeiling.name(), "stale_ceiling");
+}
+
+#[test]
+fn rule9_time_never_goes_backwards_and_timeouts_are_in_the_future() {
+    let mut m = Membership::new(&config(), at(10_000)).unwrap();
+    answer(&mut m, at(10_001), records(&[ME]));
+    m.handle_timeout(at(5)); // an older `now` is clamped
+    assert_eq!(m.now(), at(10_001));
+    assert!(m.poll_timeout().unwrap() > m.now());
+    // Answering at a late time, after the next refresh is already due, requests the next
+    // lookup immediately; the timeout then is its deadline, still in the future.
+    let t = m.poll_timeout().unwrap();
+    m.handle_timeout(t);
+    let req = m.poll_lookup().unwrap();
+    m.handle_lookup(t + Duration::from_secs(2), req.id, records(&[ME]));
+    assert!(m.poll_timeout().unwrap() > m.now());
+}
+
+#[test]
+fn lookup_timeout_longer_than_refresh_never_overlaps() {
+    let mut c = config();
+    c.lookup_timeout = Duration::from_secs(8);
+    let mut m = Membership::new(&c, at(0)).unwrap();
+    let first = m.poll_lookup().unwrap();
+    m.handle_timeout(at(5000)); // refresh due, but a lookup is in flight
+    assert!(m.poll_lookup().is_none());
+    assert_eq!(m.poll_timeout(), Some(at(8000)));
+    m.handle_lookup(at(6000), first.id, records(&[ME, "10.0.0.2"]));
+    // The refresh was due at 5 s: the next lookup starts as soon as the first one ended.
+    let second = m.poll_lookup().unwrap();
+    assert_eq!(second.deadline, at(14_000));
+}
+
+#[test]
+fn static_ports_stamp_self_by_ip_and_port() {
+    let mut c = config();
+    c.self_ips = vec![ip("127.0.0.1")];
+    c.self_port = 4001;
+    let mut m = Membership::new(&c, at(0)).unwrap();
+    let addrs = [4001u16, 4002, 4003]
+        .map(|port| PeerAddr {
+            ip: ip("127.0.0.1"),
+            port,
+        })
+        .to_vec();
+    answer(&mut m, at(1), LookupAnswer::Records(addrs));
+    let selfs: Vec<u16> = m
+        .snapshot()
+        .peers()
+        .iter()
+        .filter(|p| p.is_self)
+        .map(|p| p.port)
+        .collect();
+    assert_eq!(selfs, [4001]);
+    assert_eq!(m.snapshot().len(), 3);
+}
