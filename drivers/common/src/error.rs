@@ -1,0 +1,144 @@
+//! The drivers' error types.
+
+use std::fmt;
+use std::io;
+
+use orca_cluster_core::ConfigError;
+use orca_cluster_core::fill::{DescriptorError, FillCheckError};
+
+/// Why a fill from a peer failed.
+#[derive(Debug)]
+pub enum FillError {
+    /// The request could not be built (the target is self, port unknown, empty chunk).
+    Descriptor(DescriptorError),
+    /// The response was rejected: 409 (not coordinator), another status, a wrong
+    /// `Content-Length`, a truncated or over-long body.
+    Check(FillCheckError),
+    /// The TCP connection could not be opened.
+    Connect(io::Error),
+    /// The TCP connection was not established within the connect timeout (10 s).
+    ConnectTimeout,
+    /// The TLS handshake failed (bad certificate, wrong server name, no client certificate...).
+    Tls(io::Error),
+    /// The TLS handshake did not finish within the handshake timeout (10 s).
+    TlsHandshakeTimeout,
+    /// An HTTP protocol or transport error (connection reset, stream reset, malformed response).
+    Http(String),
+    /// The cluster handle was closed.
+    Closed,
+}
+
+impl FillError {
+    /// True for a 409 answer: the caller should fill locally.
+    pub fn is_not_coordinator(&self) -> bool {
+        matches!(self, FillError::Check(FillCheckError::NotCoordinator))
+    }
+
+    /// A short stable name for logs and metrics (`not_coordinator`, `status`, `truncated`,
+    /// `too_long`, `length_mismatch`, `connect`, `tls`, `http`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FillError::Descriptor(DescriptorError::TargetIsSelf) => "target_is_self",
+            FillError::Descriptor(_) => "descriptor",
+            FillError::Check(FillCheckError::NotCoordinator) => "not_coordinator",
+            FillError::Check(FillCheckError::Status { .. }) => "status",
+            FillError::Check(FillCheckError::LengthMismatch { .. }) => "length_mismatch",
+            FillError::Check(FillCheckError::Truncated { .. }) => "truncated",
+            FillError::Check(FillCheckError::TooLong { .. }) => "too_long",
+            FillError::Connect(_) => "connect",
+            FillError::ConnectTimeout => "connect_timeout",
+            FillError::Tls(_) => "tls",
+            FillError::TlsHandshakeTimeout => "tls_handshake_timeout",
+            FillError::Http(_) => "http",
+            FillError::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for FillError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FillError::Descriptor(e) => write!(f, "fill request: {e}"),
+            FillError::Check(e) => write!(f, "fill response: {e}"),
+            FillError::Connect(e) => write!(f, "connect: {e}"),
+            FillError::ConnectTimeout => f.write_str("connect: timed out after 10 s"),
+            FillError::Tls(e) => write!(f, "tls: {e}"),
+            FillError::TlsHandshakeTimeout => f.write_str("tls: handshake timed out after 10 s"),
+            FillError::Http(e) => write!(f, "http: {e}"),
+            FillError::Closed => f.write_str("cluster: closed"),
+        }
+    }
+}
+
+impl std::error::Error for FillError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FillError::Descriptor(e) => Some(e),
+            FillError::Check(e) => Some(e),
+            FillError::Connect(e) | FillError::Tls(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<DescriptorError> for FillError {
+    fn from(e: DescriptorError) -> Self {
+        FillError::Descriptor(e)
+    }
+}
+
+impl From<FillCheckError> for FillError {
+    fn from(e: FillCheckError) -> Self {
+        FillError::Check(e)
+    }
+}
+
+/// Why a cluster could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration is invalid (the message names the field).
+    Config(ConfigError),
+    /// The DNS resolver could not be set up (e.g. unreadable `/etc/resolv.conf`).
+    Resolver(String),
+    /// TLS files could not be loaded.
+    Tls(crate::tls::TlsError),
+    /// The fill listener could not bind.
+    Bind(io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "config: {e}"),
+            StartError::Resolver(e) => write!(f, "dns resolver: {e}"),
+            StartError::Tls(e) => write!(f, "tls: {e}"),
+            StartError::Bind(e) => write!(f, "listener: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        StartError::Config(e)
+    }
+}
+
+impl From<crate::tls::TlsError> for StartError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        StartError::Tls(e)
+    }
+}
+
+/// `close(deadline)` gave up waiting; shutdown was signalled and completes in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseError;
+
+impl fmt::Display for CloseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("close: the deadline passed before the membership task stopped")
+    }
+}
+
+impl std::error::Error for CloseError {}
