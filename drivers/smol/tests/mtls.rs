@@ -1,0 +1,287 @@
+//! Mutual TLS: fills between replicas with certificates from one CA; rejection of clients
+//! without a certificate or with one from another CA, of servers from another CA or with the
+//! wrong name; certificate rotation picked up without a restart.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use orca_cluster_core::wire::encode_query;
+use orca_cluster_smol::{
+    ChunkKey, Cluster, FillError, ListenerSettings, Options, Peer, StaticPeerSource,
+    SyntheticOrigin, TlsSettings,
+};
+use rustls_pki_types::ServerName;
+use rustls_pki_types::pem::PemObject;
+use support::certs::{Ca, temp_dir, write_settings};
+use support::*;
+
+const NAME: &str = "orca-peers.test";
+const CHUNK: u64 = 256 * 1024;
+const OBJECT: u64 = CHUNK * REMOTE_KEY_SEARCH;
+
+fn peer(addr: SocketAddr) -> Peer {
+    Peer {
+        ip: addr.ip(),
+        port: addr.port(),
+        is_self: false,
+    }
+}
+
+/// A standalone client cluster with these TLS settings.
+async fn client(tls: TlsSettings) -> Cluster {
+    Cluster::start(
+        config(Some(tls)),
+        Options::default()
+            .with_peer_source(StaticPeerSource::new([]))
+            .with_self_port(1),
+    )
+    .await
+    .unwrap()
+}
+
+async fn fill(c: &Cluster, addr: SocketAddr, k: &ChunkKey) -> Result<Vec<u8>, FillError> {
+    c.fill_from_peer(&peer(addr), k, OBJECT)
+        .await?
+        .collect_bytes()
+        .await
+        .map(|b| b.to_vec())
+}
+
+#[test]
+fn replicas_fill_over_mutual_tls() {
+    let ca = Ca::new("ca one");
+    let dir = temp_dir("mtls-ok");
+    let settings: Vec<TlsSettings> = (0..3)
+        .map(|i| write_settings(&dir, &format!("r{i}"), &ca.leaf(&[NAME]), &ca.pem, NAME))
+        .collect();
+    run(30, async {
+        let (replicas, _) = replicas(
+            3,
+            |i| Some(settings[i].clone()),
+            || SyntheticOrigin,
+            ListenerSettings::default(),
+        )
+        .await;
+        for index in 0..8 {
+            let k = key(index, CHUNK);
+            let coordinator = replicas[0].cluster.coordinator(&k);
+            if coordinator.is_self {
+                continue;
+            }
+            let body = replicas[0]
+                .cluster
+                .fill_from_peer(&coordinator, &k, OBJECT)
+                .await
+                .unwrap();
+            assert!(
+                body.collect_bytes().await.unwrap() == SyntheticOrigin::chunk_bytes(&k, OBJECT)
+            );
+        }
+        // Keep-alive works over TLS too.
+        let (k, owner) = remote_key(&replicas, CHUNK);
+        let before = replicas[owner].listener.accepted_connections();
+        for _ in 0..5 {
+            let p = replicas[0].cluster.coordinator(&k);
+            replicas[0]
+                .cluster
+                .fill_from_peer(&p, &k, OBJECT)
+                .await
+                .unwrap()
+                .collect_bytes()
+                .await
+                .unwrap();
+        }
+        assert!(replicas[owner].listener.accepted_connections() - before <= 1);
+    });
+}
+
+#[test]
+fn server_from_another_ca_or_with_another_name_is_rejected() {
+    let ca = Ca::new("ca one");
+    let other = Ca::new("ca two");
+    let dir = temp_dir("mtls-server");
+    let server_tls = write_settings(&dir, "server", &ca.leaf(&[NAME]), &ca.pem, NAME);
+    run(30, async {
+        let (replicas, _) = replicas(
+            1,
+            |_| Some(server_tls.clone()),
+            || SyntheticOrigin,
+            ListenerSettings::default(),
+        )
+        .await;
+        let addr = replicas[0].addr;
+        let k = key(0, CHUNK);
+
+        // Trusting another CA only.
+        let c = client(write_settings(
+            &dir,
+            "c1",
+            &other.leaf(&[NAME]),
+            &other.pem,
+            NAME,
+        ))
+        .await;
+        let e = fill(&c, addr, &k).await.unwrap_err();
+        assert!(matches!(e, FillError::Tls(_)), "{e}");
+
+        // Right CA, wrong expected name.
+        let c = client(write_settings(
+            &dir,
+            "c2",
+            &ca.leaf(&[NAME]),
+            &ca.pem,
+            "someone-else.test",
+        ))
+        .await;
+        let e = fill(&c, addr, &k).await.unwrap_err();
+        assert!(matches!(e, FillError::Tls(_)), "{e}");
+
+        // No server name configured: the peer's IP is verified; this certificate has no IP.
+        let c = client(write_settings(&dir, "c3", &ca.leaf(&[NAME]), &ca.pem, "")).await;
+        let e = fill(&c, addr, &k).await.unwrap_err();
+        assert!(matches!(e, FillError::Tls(_)), "{e}");
+
+        // Right CA and name: accepted.
+        let c = client(write_settings(&dir, "c4", &ca.leaf(&[NAME]), &ca.pem, NAME)).await;
+        assert!(fill(&c, addr, &k).await.unwrap() == SyntheticOrigin::chunk_bytes(&k, OBJECT));
+    });
+}
+
+#[test]
+fn clients_without_a_certificate_or_from_another_ca_are_rejected() {
+    let ca = Ca::new("ca one");
+    let other = Ca::new("ca two");
+    let dir = temp_dir("mtls-client");
+    let server_tls = write_settings(
+        &dir,
+        "server",
+        &ca.leaf(&[NAME, "127.0.0.1"]),
+        &ca.pem,
+        NAME,
+    );
+    run(30, async {
+        let (replicas, _) = replicas(
+            1,
+            |_| Some(server_tls.clone()),
+            || SyntheticOrigin,
+            ListenerSettings::default(),
+        )
+        .await;
+        let addr = replicas[0].addr;
+        let k = key(0, CHUNK);
+
+        // Client certificate from another CA (the client itself trusts the server's CA).
+        let mixed = write_settings(&dir, "mixed", &other.leaf(&[NAME]), &ca.pem, NAME);
+        let c = client(mixed).await;
+        let e = fill(&c, addr, &k).await.unwrap_err();
+        assert!(matches!(e, FillError::Tls(_) | FillError::Http(_)), "{e}");
+        assert_eq!(
+            replicas[0].cluster.stats().served_ok + replicas[0].cluster.stats().served_failed,
+            0
+        );
+
+        // No client certificate at all: a bare rustls client.
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = futures_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = smol::net::TcpStream::connect(addr).await.unwrap();
+        let outcome = async {
+            let mut tls = connector
+                .connect(ServerName::try_from(NAME).unwrap(), tcp)
+                .await?;
+            let request = format!(
+                "GET /internal/fill?{} HTTP/1.1\r\nhost: t\r\nx-orca-internal: 1\r\n\r\n",
+                encode_query(&k, OBJECT)
+            );
+            tls.write_all(request.as_bytes()).await?;
+            tls.flush().await?;
+            let mut response = Vec::new();
+            tls.read_to_end(&mut response).await?;
+            Ok::<Vec<u8>, std::io::Error>(response)
+        }
+        .await;
+        match outcome {
+            Err(_) => {}
+            Ok(bytes) => assert!(
+                bytes.is_empty(),
+                "no HTTP response without a client certificate"
+            ),
+        }
+        assert_eq!(replicas[0].cluster.stats().served_ok, 0);
+
+        // Plain HTTP to a TLS listener gets nothing either.
+        let (status, _, _) = support::rawserver::exchange(addr, &support::rawserver::get("/x", ""))
+            .await
+            .unwrap_or((0, String::new(), Vec::new()));
+        assert_ne!(status, 404);
+    });
+}
+
+#[test]
+fn rotated_certificates_are_picked_up() {
+    let ca = Ca::new("ca one");
+    let dir = temp_dir("mtls-rotate");
+    // The server starts with a certificate for another name; the client expects NAME.
+    let server_tls = write_settings(&dir, "server", &ca.leaf(&["old-name.test"]), &ca.pem, NAME);
+    let client_tls = write_settings(&dir, "client", &ca.leaf(&[NAME]), &ca.pem, NAME);
+    run(30, async {
+        let (replicas, _) = replicas(
+            1,
+            |_| Some(server_tls.clone()),
+            || SyntheticOrigin,
+            ListenerSettings::default(),
+        )
+        .await;
+        let addr = replicas[0].addr;
+        let k = key(0, CHUNK);
+        let c = client(client_tls).await;
+        let e = fill(&c, addr, &k).await.unwrap_err();
+        assert!(matches!(e, FillError::Tls(_)), "{e}");
+        // Rotate the server's files in place (as Kubernetes does with mounted secrets).
+        let (cert, key_pem) = ca.leaf(&[NAME, "rotated.test"]);
+        std::fs::write(&server_tls.key_file, key_pem).unwrap();
+        std::fs::write(&server_tls.cert_file, cert).unwrap();
+        assert!(fill(&c, addr, &k).await.unwrap() == SyntheticOrigin::chunk_bytes(&k, OBJECT));
+    });
+}
+
+#[test]
+fn missing_tls_files_fail_start() {
+    run(10, async {
+        let tls = TlsSettings {
+            enabled: true,
+            cert_file: "/nonexistent/cert.pem".into(),
+            key_file: "/nonexistent/key.pem".into(),
+            ca_file: "/nonexistent/ca.pem".into(),
+            server_name: NAME.into(),
+        };
+        let e = Cluster::start(
+            config(Some(tls)),
+            Options::default().with_peer_source(StaticPeerSource::new([])),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("cert_file"), "{e}");
+        let mut missing = config(None);
+        missing.internal_tls.enabled = true;
+        let e = Cluster::start(
+            missing,
+            Options::default().with_peer_source(StaticPeerSource::new([])),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("internal_tls.cert_file"), "{e}");
+    });
+}
