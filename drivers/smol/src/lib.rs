@@ -55,8 +55,8 @@
 //!
 //!     // The client replica: both see the same snapshot, so they agree on every coordinator.
 //!     let client = Cluster::start(config, options(client_addr.port())).await?;
-//!     let object_size = 10 * 1024 * 1024;
-//!     let key = (0..)
+//!     let object_size = 64 * 1024 * 1024; // 64 chunks: some are coordinated by the server
+//!     let key = (0..64)
 //!         .map(|index| ChunkKey {
 //!             origin_id: "s3".into(),
 //!             bucket: "media".into(),

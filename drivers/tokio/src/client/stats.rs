@@ -1,0 +1,20 @@
+//! Where a client counts: its cluster's counters, or its own for a client-only handle.
+
+use std::sync::Arc;
+
+use orca_cluster_driver_common::{ClusterState, Stats};
+
+#[derive(Clone, Debug)]
+pub(crate) enum StatsRef {
+    Cluster(Arc<ClusterState>),
+    Own(Arc<Stats>),
+}
+
+impl StatsRef {
+    pub(crate) fn get(&self) -> &Stats {
+        match self {
+            StatsRef::Cluster(state) => state.stats(),
+            StatsRef::Own(stats) => stats,
+        }
+    }
+}
