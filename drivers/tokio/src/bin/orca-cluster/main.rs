@@ -1,0 +1,98 @@
+//! `orca-cluster`: run a replica, inspect a cluster, fetch a chunk, or watch the demo.
+//!
+//! ```text
+//! orca-cluster demo                      # three replicas in one process, on loopback
+//! orca-cluster node --service NAME ...   # one real replica
+//! orca-cluster peers --service NAME      # the peer set as this replica would see it
+//! orca-cluster coordinator --peers ... --origin-id .. --key .. --index ..
+//! orca-cluster fill --service NAME ... --object-size N
+//! orca-cluster bench lookup|fill
+//! ```
+
+mod admin;
+mod args;
+mod bench;
+mod bench_fill;
+mod coordinator;
+mod demo;
+mod fill;
+mod node;
+mod output;
+mod peers;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Peer discovery, coordinator selection and the chunk fill RPC of orca-cluster.
+#[derive(Parser, Debug)]
+#[command(name = "orca-cluster", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Three replicas, an embedded DNS server and a synthetic origin, all on loopback: fills an
+    /// object through every replica, then removes one replica from DNS and shows the
+    /// re-coordination. Needs nothing outside this binary; ends by itself.
+    Demo(demo::DemoArgs),
+    /// Runs one replica: discovery, the fill listener, an origin, and /healthz, /readyz, /peers,
+    /// /coordinator on the admin port.
+    Node(node::NodeArgs),
+    /// Resolves the service and prints the peer snapshot.
+    Peers(peers::PeersArgs),
+    /// Prints the coordinator of a chunk and the ranked peer list with scores.
+    Coordinator(coordinator::CoordinatorArgs),
+    /// Fetches one chunk from its coordinator (or an explicit peer) and verifies its length.
+    Fill(fill::FillArgs),
+    /// Benchmarks: coordinator lookups, or the fill path on loopback.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = match cli.command {
+        Command::Node(_) => "info",
+        // The demo explains itself; its replicas' plain-listener warnings would only clutter it.
+        Command::Demo(_) => "error",
+        _ => "warn",
+    };
+    init_tracing(default_log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("orca-cluster: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(a) => demo::run(a).await,
+            Command::Node(a) => node::run(a).await,
+            Command::Peers(a) => peers::run(a).await,
+            Command::Coordinator(a) => coordinator::run(a).await,
+            Command::Fill(a) => fill::run(a).await,
+            Command::Bench(c) => bench::run(c).await,
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("orca-cluster: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! `orca-cluster node`: one real replica.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Args;
+use orca_cluster_tokio::{
+    ChunkStream, Cluster, FillListener, FillRequest, Filler, FillerError, ListenerSettings,
+    Options, StaticPeerSource, SyntheticOrigin,
+};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::args::{DiscoveryArgs, TlsArgs, config, duration};
+
+/// Flags of `orca-cluster node`.
+#[derive(Args, Debug)]
+pub(crate) struct NodeArgs {
+    #[command(flatten)]
+    discovery: DiscoveryArgs,
+    /// Fill listener address; its port is every peer's port when DNS gives only IPs.
+    #[arg(long, default_value = "0.0.0.0:8444")]
+    listen: SocketAddr,
+    /// Admin address serving /healthz, /readyz, /peers and /coordinator?<fill query> ("off" to
+    /// disable).
+    #[arg(long, default_value = "0.0.0.0:8445")]
+    admin_listen: String,
+    /// Interval between DNS lookups.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    refresh: Duration,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Where chunk bytes come from: `synthetic` (deterministic bytes derived from the key and
+    /// offset) or a directory holding `<bucket>/<key>` files.
+    #[arg(long, default_value = "synthetic")]
+    origin: String,
+    /// Fill client speaks HTTP/1.1 instead of h2c (plain mode).
+    #[arg(long)]
+    http1: bool,
+    /// Concurrent fills served before answering 503.
+    #[arg(long, default_value_t = 256)]
+    max_concurrent: usize,
+}
+
+/// Serves `<dir>/<bucket>/<key>` files; the file's length must equal the object size.
+#[derive(Clone, Debug)]
+struct DirOrigin {
+    root: Arc<PathBuf>,
+}
+
+impl DirOrigin {
+    fn path(&self, req: &FillRequest) -> Result<PathBuf, FillerError> {
+        let mut path = (*self.root).clone();
+        for part in [&req.key.bucket, &req.key.object_key] {
+            for seg in part.split('/') {
+                if seg.is_empty() || seg == "." || seg == ".." {
+                    if seg.is_empty() {
+                        continue;
+                    }
+                    return Err(format!("object key segment {seg:?} is not allowed").into());
+                }
+                path.push(seg);
+            }
+        }
+        Ok(path)
+    }
+}
+
+impl Filler for DirOrigin {
+    fn fill(
+        &self,
+        req: FillRequest,
+    ) -> Pin<Box<dyn std::future::Future<Output = Result<ChunkStream, FillerError>> + Send>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let path = this.path(&req)?;
+            let mut file = tokio::fs::File::open(&path).await?;
+            let len = file.metadata().await?.len();
+            if len != req.object_size {
+                return Err(format!(
+                    "{}: {len} bytes on disk, request says object_size {}",
+                    path.display(),
+                    req.object_size
+                )
+                .into());
+            }
+            file.seek(std::io::SeekFrom::Start(req.key.offset()?)).await?;
+            let remaining = req.expected_len;
+            let stream = futures_util::stream::unfold((file, remaining), |(mut file, left)| async move {
+                if left == 0 {
+                    return None;
+                }
+                let n = left.min(256 * 1024) as usize;
+                let mut buf = vec![0u8; n];
+                match file.read_exact(&mut buf).await {
+                    Ok(_) => Some((Ok(Bytes::from(buf)), (file, left - n as u64))),
+                    Err(e) => Some((Err(e), (file, 0))),
+                }
+            });
+            Ok(Box::pin(stream) as ChunkStream)
+        })
+    }
+}
+
+/// Runs the command until SIGINT/SIGTERM.
+pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
+    a.discovery.require_source()?;
+    if a.discovery.self_ip.is_empty() {
+        return Err("--self-ip: required (or set POD_IP)".into());
+    }
+    let listener = FillListener::bind(a.listen)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", a.listen))?;
+    let service = a.discovery.service.clone().unwrap_or_else(|| "static".into());
+    let cfg = config(&service, &a.discovery.self_ip, a.listen, a.refresh, a.discovery.lookup_timeout, &a.tls);
+    let mut options = Options::default().with_http1(a.http1);
+    if !a.discovery.peers.is_empty() {
+        let peers = a.discovery.static_peers()?;
+        // With explicit ports, replicas may share an IP: self is identified by IP and port.
+        if peers.iter().any(|p| p.port() != 0) {
+            options = options.with_self_port(listener.local_addr().port());
+        }
+        options = options.with_peer_source(StaticPeerSource::new(peers));
+    } else if let Some(ns) = a.discovery.nameserver {
+        options = options.with_nameserver(ns);
+    }
+    let cluster = Cluster::start(cfg, options).await.map_err(|e| e.to_string())?;
+    let settings = ListenerSettings {
+        max_concurrent: a.max_concurrent,
+        ..ListenerSettings::default()
+    };
+    let handle = if a.origin == "synthetic" {
+        listener.serve(&cluster, SyntheticOrigin, settings)
+    } else {
+        let root = PathBuf::from(&a.origin);
+        if !root.is_dir() {
+            return Err(format!("--origin {}: not `synthetic` and not a directory", a.origin));
+        }
+        listener.serve(&cluster, DirOrigin { root: Arc::new(root) }, settings)
+    };
+    tracing::info!(listen = %handle.local_addr(), peers = cluster.peers().len(), "node serving /internal/fill");
+    let admin = if a.admin_listen == "off" {
+        None
+    } else {
+        let addr: SocketAddr = a
+            .admin_listen
+            .parse()
+            .map_err(|_| format!("--admin-listen {}: not IP:PORT or off", a.admin_listen))?;
+        Some(crate::admin::spawn(addr, cluster.clone()).await?)
+    };
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    if let Some(admin) = admin {
+        admin.abort();
+    }
+    handle.shutdown(Duration::from_secs(5)).await;
+    cluster
+        .close(Duration::from_secs(5))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
