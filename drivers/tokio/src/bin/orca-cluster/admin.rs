@@ -33,22 +33,34 @@ pub(crate) fn route(cluster: &Cluster, path: &str, query: Option<&str>) -> Respo
             "text/plain",
             "waiting for the initial peer snapshot\n".into(),
         ),
-        "/peers" => reply(StatusCode::OK, "application/json", snapshot_json(&cluster.peers()).to_string()),
+        "/peers" => reply(
+            StatusCode::OK,
+            "application/json",
+            snapshot_json(&cluster.peers()).to_string(),
+        ),
         "/coordinator" => match orca_cluster_core::wire::decode_query(query.unwrap_or("")) {
             Ok(q) => {
                 let snapshot = cluster.peers();
                 let c = snapshot.coordinator(&q.key);
-                let body = json!({"coordinator": peer_json(c), "generation": snapshot.generation()});
+                let body =
+                    json!({"coordinator": peer_json(c), "generation": snapshot.generation()});
                 reply(StatusCode::OK, "application/json", body.to_string())
             }
-            Err(e) => reply(StatusCode::BAD_REQUEST, "text/plain", format!("bad request: {e}\n")),
+            Err(e) => reply(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                format!("bad request: {e}\n"),
+            ),
         },
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
 }
 
 /// Binds `addr` and serves the admin endpoints in the background.
-pub(crate) async fn spawn(addr: SocketAddr, cluster: Cluster) -> Result<tokio::task::JoinHandle<()>, String> {
+pub(crate) async fn spawn(
+    addr: SocketAddr,
+    cluster: Cluster,
+) -> Result<tokio::task::JoinHandle<()>, String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("--admin-listen {addr}: {e}"))?;
@@ -65,10 +77,11 @@ pub(crate) async fn spawn(addr: SocketAddr, cluster: Cluster) -> Result<tokio::t
             };
             let cluster = cluster.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let resp = route(&cluster, req.uri().path(), req.uri().query());
-                    async move { Ok::<_, Infallible>(resp) }
-                });
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let resp = route(&cluster, req.uri().path(), req.uri().query());
+                        async move { Ok::<_, Infallible>(resp) }
+                    });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;

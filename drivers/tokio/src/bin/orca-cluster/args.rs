@@ -12,7 +12,9 @@ use orca_cluster_tokio::{ChunkKey, ClusterConfig, TlsSettings};
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     match parse_go_duration(text) {
         Some(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!("{text:?} is not a positive duration like 5s, 500ms or 1m30s")),
+        _ => Err(format!(
+            "{text:?} is not a positive duration like 5s, 500ms or 1m30s"
+        )),
     }
 }
 
@@ -123,7 +125,11 @@ pub(crate) struct TlsArgs {
 
 impl TlsArgs {
     pub(crate) fn settings(&self) -> TlsSettings {
-        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
         TlsSettings {
             enabled: self.tls_cert.is_some(),
             cert_file: path(&self.tls_cert),

@@ -47,9 +47,8 @@ pub(crate) struct FillBenchArgs {
 fn snapshot(n: usize, scoring: Scoring) -> Snapshot {
     let me = SelfIdentity::new([IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))], 0)
         .unwrap_or_else(|| unreachable!("one self IP given"));
-    let peers = (0..n as u32).map(|i| {
-        PeerAddr::from_ip(IpAddr::V4(Ipv4Addr::from(0x0A00_0001u32.wrapping_add(i))))
-    });
+    let peers = (0..n as u32)
+        .map(|i| PeerAddr::from_ip(IpAddr::V4(Ipv4Addr::from(0x0A00_0001u32.wrapping_add(i)))));
     Snapshot::new(&me, peers, scoring, 1)
 }
 
@@ -87,8 +86,14 @@ async fn lookup(a: LookupArgs) -> Result<(), String> {
     let keys = keys();
     let mut rows = Vec::new();
     if !a.json {
-        println!("coordinator lookup (Snapshot::coordinator), {:?} per row, release build recommended", a.per_row);
-        println!("{:>6}  {:>14}  {:>17}  {:>10}", "peers", "xxh3 ns/lookup", "go-compat ns/lookup", "go/xxh3");
+        println!(
+            "coordinator lookup (Snapshot::coordinator), {:?} per row, release build recommended",
+            a.per_row
+        );
+        println!(
+            "{:>6}  {:>14}  {:>17}  {:>10}",
+            "peers", "xxh3 ns/lookup", "go-compat ns/lookup", "go/xxh3"
+        );
     }
     for n in [16usize, 128, 1024] {
         let x = measure(&snapshot(n, Scoring::Xxh3), &keys, a.per_row);

@@ -25,14 +25,16 @@ pub(crate) async fn run(chunk_mib: u64, fills: usize, json: bool) -> Result<(), 
     if chunk_mib == 0 || fills == 0 {
         return Err("--chunk-mib and --fills must be at least 1".into());
     }
-    let chunk = usize::try_from(chunk_mib << 20).map_err(|_| "--chunk-mib: too large".to_string())?;
-    let worker = std::thread::spawn(move || -> Result<Vec<(&'static str, FillBenchRow)>, String> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(async move {
+    let chunk =
+        usize::try_from(chunk_mib << 20).map_err(|_| "--chunk-mib: too large".to_string())?;
+    let worker = std::thread::spawn(
+        move || -> Result<Vec<(&'static str, FillBenchRow)>, String> {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async move {
             let mut rows = Vec::new();
             let raw = run_raw_tcp_baseline(chunk, fills).await.map_err(|e| format!("raw-tcp: {e}"))?;
             if !json {
@@ -55,7 +57,8 @@ pub(crate) async fn run(chunk_mib: u64, fills: usize, json: bool) -> Result<(), 
             }
             Ok(rows)
         })
-    });
+        },
+    );
     let rows = tokio::task::spawn_blocking(move || worker.join())
         .await
         .map_err(|e| e.to_string())?

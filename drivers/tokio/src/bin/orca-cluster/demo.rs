@@ -167,7 +167,10 @@ async fn read_object(
             (data.len() as u64, Source::Peer { from, mb_s }, data)
         };
         if got.2 != SyntheticOrigin::chunk_bytes(&key, object_size) {
-            return Err(format!("{} chunk {i}: bytes differ from the origin", me.name));
+            return Err(format!(
+                "{} chunk {i}: bytes differ from the origin",
+                me.name
+            ));
         }
         progress.done(r, got.0);
         out.push((i, got.1));
@@ -193,7 +196,14 @@ impl Progress {
             .done
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("replica-{} {}/{}", i + 1, c.load(Ordering::Relaxed), self.total))
+            .map(|(i, c)| {
+                format!(
+                    "replica-{} {}/{}",
+                    i + 1,
+                    c.load(Ordering::Relaxed),
+                    self.total
+                )
+            })
             .collect();
         let line = format!(
             "      progress: {}  ({:.0} MiB read)",
@@ -203,7 +213,7 @@ impl Progress {
         if self.tty {
             print!("\r{line}   ");
             let _ = std::io::stdout().flush();
-        } else if n % 4 == 0 || n == self.total {
+        } else if n.is_multiple_of(4) || n == self.total {
             println!("{line} [{:.1}s]", self.started.elapsed().as_secs_f64());
         }
     }
@@ -216,16 +226,23 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
     if a.chunks == 0 || a.chunk_mib == 0 {
         return Err("--chunks and --chunk-mib must be at least 1".into());
     }
-    println!("orca-cluster demo: {REPLICAS} replicas, an embedded DNS server and a synthetic origin, all on loopback\n");
+    println!(
+        "orca-cluster demo: {REPLICAS} replicas, an embedded DNS server and a synthetic origin, all on loopback\n"
+    );
 
     // 1. DNS
-    let ips: Vec<IpAddr> = (1..=REPLICAS as u8).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i))).collect();
+    let ips: Vec<IpAddr> = (1..=REPLICAS as u8)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+        .collect();
     let dns = TestDnsServer::start().map_err(|e| format!("embedded DNS server: {e}"))?;
     dns.set_records(SERVICE, &ips);
     println!(
         "[1/5] embedded DNS server on {} answers {SERVICE} with {}",
         dns.addr(),
-        ips.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+        ips.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 
     // 2. Replicas
@@ -256,7 +273,11 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
     }
     println!(
         "[2/5] replicas listening on port {port} (plain h2c; production uses mutual TLS): {}",
-        replicas.iter().map(|r| format!("{} {}", r.name, r.ip)).collect::<Vec<_>>().join(", ")
+        replicas
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.ip))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     // Every replica discovered the others through DNS; wait (bounded) until all agree.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -273,7 +294,12 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
             .iter()
             .map(|p| format!("{}{}", p.ip, if p.is_self { " (self)" } else { "" }))
             .collect();
-        println!("      {} peer set, generation {}: {}", r.name, s.generation(), peers.join(", "));
+        println!(
+            "      {} peer set, generation {}: {}",
+            r.name,
+            s.generation(),
+            peers.join(", ")
+        );
     }
 
     // 3. Read the object through every replica.
@@ -293,7 +319,9 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
         a.chunks,
         a.chunk_mib
     );
-    println!("      a replica fetches the chunks it coordinates from the origin and asks the coordinator for the others");
+    println!(
+        "      a replica fetches the chunks it coordinates from the origin and asks the coordinator for the others"
+    );
     let replicas = Arc::new(replicas);
     let progress = Arc::new(Progress {
         done: (0..REPLICAS).map(|_| AtomicU64::new(0)).collect(),
@@ -323,7 +351,12 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
         println!();
     }
     let read_elapsed = read_started.elapsed();
-    println!("\n      chunk  coordinator        bytes   {}", (1..=REPLICAS).map(|i| format!("{:<26}", format!("replica-{i}"))).collect::<String>());
+    println!(
+        "\n      chunk  coordinator        bytes   {}",
+        (1..=REPLICAS)
+            .map(|i| format!("{:<26}", format!("replica-{i}")))
+            .collect::<String>()
+    );
     let mut before: Vec<Peer> = Vec::new();
     for i in 0..a.chunks {
         let key = key_of(i);
@@ -343,9 +376,17 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
                 format!("{cell:<26}")
             })
             .collect();
-        println!("      {:>5}  {:<12} {:>10}   {cells}", i, name_of(&replicas, &c), len);
+        println!(
+            "      {:>5}  {:<12} {:>10}   {cells}",
+            i,
+            name_of(&replicas, &c),
+            len
+        );
     }
-    let fetches: u64 = replicas.iter().map(|r| r.origin.origin_fetches.load(Ordering::Relaxed)).sum();
+    let fetches: u64 = replicas
+        .iter()
+        .map(|r| r.origin.origin_fetches.load(Ordering::Relaxed))
+        .sum();
     let total_read = object_size * REPLICAS as u64;
     println!(
         "\n      {} chunk reads, {} origin fetches (each chunk fetched once cluster-wide); {:.0} MiB read in {:.2} s ({:.0} MB/s)",
@@ -367,7 +408,10 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
         );
     }
     if fetches != a.chunks {
-        return Err(format!("expected {} origin fetches, saw {fetches}", a.chunks));
+        return Err(format!(
+            "expected {} origin fetches, saw {fetches}",
+            a.chunks
+        ));
     }
 
     // 4. Remove replica-3 from DNS.
@@ -377,7 +421,10 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
         replicas[gone].name, replicas[gone].ip, a.refresh
     );
     let removed_at = Instant::now();
-    let mut subs: Vec<_> = replicas[..gone].iter().map(|r| r.cluster.subscribe()).collect();
+    let mut subs: Vec<_> = replicas[..gone]
+        .iter()
+        .map(|r| r.cluster.subscribe())
+        .collect();
     dns.set_records(SERVICE, &ips[..gone]);
     for (r, sub) in replicas[..gone].iter().zip(subs.iter_mut()) {
         let changed = tokio::time::timeout(Duration::from_secs(10), async {
@@ -398,7 +445,12 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
             r.name,
             changed.generation(),
             removed_at.elapsed().as_millis(),
-            changed.peers().iter().map(|p| p.ip.to_string()).collect::<Vec<_>>().join(", ")
+            changed
+                .peers()
+                .iter()
+                .map(|p| p.ip.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let mut moved = Vec::new();
@@ -423,13 +475,23 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
         replicas[gone].name
     );
     for (i, to) in &moved {
-        println!("        chunk {:>3}: {} -> {}", i, replicas[gone].name, name_of(&replicas, to));
+        println!(
+            "        chunk {:>3}: {} -> {}",
+            i,
+            replicas[gone].name,
+            name_of(&replicas, to)
+        );
     }
 
     // 5. Re-read the moved chunks through the remaining replicas.
     let indices: Vec<u64> = moved.iter().map(|(i, _)| *i).collect();
-    println!("\n[5/5] replica-1 and replica-2 read the moved chunks again from their new coordinators");
-    let fetches_before: u64 = replicas.iter().map(|r| r.origin.origin_fetches.load(Ordering::Relaxed)).sum();
+    println!(
+        "\n[5/5] replica-1 and replica-2 read the moved chunks again from their new coordinators"
+    );
+    let fetches_before: u64 = replicas
+        .iter()
+        .map(|r| r.origin.origin_fetches.load(Ordering::Relaxed))
+        .sum();
     let progress = Arc::new(Progress {
         done: (0..gone).map(|_| AtomicU64::new(0)).collect(),
         total: indices.len() as u64,
@@ -438,8 +500,19 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
         started: Instant::now(),
     });
     for r in 0..gone {
-        let how = read_object(replicas.clone(), r, key_of.clone(), indices.clone(), object_size, progress.clone()).await?;
-        let peers = how.iter().filter(|(_, s)| matches!(s, Source::Peer { .. })).count();
+        let how = read_object(
+            replicas.clone(),
+            r,
+            key_of.clone(),
+            indices.clone(),
+            object_size,
+            progress.clone(),
+        )
+        .await?;
+        let peers = how
+            .iter()
+            .filter(|(_, s)| matches!(s, Source::Peer { .. }))
+            .count();
         if tty {
             println!();
         }
@@ -451,9 +524,14 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
             how.len() - peers
         );
     }
-    let new_fetches: u64 =
-        replicas.iter().map(|r| r.origin.origin_fetches.load(Ordering::Relaxed)).sum::<u64>() - fetches_before;
-    println!("      the new coordinators fetched the {new_fetches} moved chunk(s) from the origin, once each");
+    let new_fetches: u64 = replicas
+        .iter()
+        .map(|r| r.origin.origin_fetches.load(Ordering::Relaxed))
+        .sum::<u64>()
+        - fetches_before;
+    println!(
+        "      the new coordinators fetched the {new_fetches} moved chunk(s) from the origin, once each"
+    );
 
     for r in replicas.iter() {
         r.cluster

@@ -52,15 +52,32 @@ pub(crate) async fn run(a: FillArgs) -> Result<(), String> {
     let (client, cluster, target) = match a.peer {
         Some(peer) => {
             // An explicit peer needs no discovery and no self IP: a client-only handle.
-            let cfg = config("static", &[], listen, Duration::from_secs(3600), a.discovery.lookup_timeout, &a.tls);
+            let cfg = config(
+                "static",
+                &[],
+                listen,
+                Duration::from_secs(3600),
+                a.discovery.lookup_timeout,
+                &a.tls,
+            );
             let client = FillClient::new(&cfg, &Options::default().with_http1(a.http1))
                 .map_err(|e| e.to_string())?;
-            let target = Peer { ip: peer.ip(), port: peer.port(), is_self: false };
+            let target = Peer {
+                ip: peer.ip(),
+                port: peer.port(),
+                is_self: false,
+            };
             (client, None, target)
         }
         None => {
-            let (cluster, _) =
-                discovery_cluster(&a.discovery, listen, Duration::from_secs(3600), &a.tls, a.http1).await?;
+            let (cluster, _) = discovery_cluster(
+                &a.discovery,
+                listen,
+                Duration::from_secs(3600),
+                &a.tls,
+                a.http1,
+            )
+            .await?;
             let target = cluster.coordinator(&key);
             if target.is_self {
                 let _ = cluster.close(Duration::from_secs(1)).await;
@@ -74,13 +91,23 @@ pub(crate) async fn run(a: FillArgs) -> Result<(), String> {
         }
     };
     let started = Instant::now();
-    let result = tokio::time::timeout(a.timeout, fetch(&client, &target, &key, a.object_size, a.output.as_ref())).await;
+    let result = tokio::time::timeout(
+        a.timeout,
+        fetch(&client, &target, &key, a.object_size, a.output.as_ref()),
+    )
+    .await;
     client.close();
     if let Some(cluster) = cluster {
         let _ = cluster.close(Duration::from_secs(1)).await;
     }
     let bytes = match result {
-        Err(_) => return Err(format!("fill from {}: timed out after {:?}", addr(&target), a.timeout)),
+        Err(_) => {
+            return Err(format!(
+                "fill from {}: timed out after {:?}",
+                addr(&target),
+                a.timeout
+            ));
+        }
         Ok(Err(e)) => return Err(format!("fill from {}: {e}", addr(&target))),
         Ok(Ok(b)) => b,
     };
@@ -88,7 +115,10 @@ pub(crate) async fn run(a: FillArgs) -> Result<(), String> {
     if a.verify_synthetic {
         let expected = SyntheticOrigin::chunk_bytes(&key, a.object_size);
         if bytes.1 != expected {
-            return Err(format!("fill from {}: bytes differ from the synthetic origin", addr(&target)));
+            return Err(format!(
+                "fill from {}: bytes differ from the synthetic origin",
+                addr(&target)
+            ));
         }
     }
     println!(
@@ -98,7 +128,11 @@ pub(crate) async fn run(a: FillArgs) -> Result<(), String> {
         addr(&target),
         elapsed.as_secs_f64() * 1e3,
         mb_per_s(bytes.0, elapsed),
-        if a.verify_synthetic { ", bytes verified" } else { "" }
+        if a.verify_synthetic {
+            ", bytes verified"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
@@ -130,7 +164,9 @@ async fn fetch(
         let frame = frame.map_err(|e| e.to_string())?;
         n += frame.len() as u64;
         if let Some(f) = file.as_mut() {
-            f.write_all(&frame).await.map_err(|e| format!("write: {e}"))?;
+            f.write_all(&frame)
+                .await
+                .map_err(|e| format!("write: {e}"))?;
         }
         kept.extend_from_slice(&frame);
     }

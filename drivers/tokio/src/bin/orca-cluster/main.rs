@@ -70,7 +70,10 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     init_tracing(default_log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("orca-cluster: cannot start the tokio runtime: {e}");

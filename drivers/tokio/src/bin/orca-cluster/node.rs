@@ -87,19 +87,21 @@ impl Filler for DirOrigin {
                 )
                 .into());
             }
-            file.seek(std::io::SeekFrom::Start(req.key.offset()?)).await?;
+            file.seek(std::io::SeekFrom::Start(req.key.offset()?))
+                .await?;
             let remaining = req.expected_len;
-            let stream = futures_util::stream::unfold((file, remaining), |(mut file, left)| async move {
-                if left == 0 {
-                    return None;
-                }
-                let n = left.min(256 * 1024) as usize;
-                let mut buf = vec![0u8; n];
-                match file.read_exact(&mut buf).await {
-                    Ok(_) => Some((Ok(Bytes::from(buf)), (file, left - n as u64))),
-                    Err(e) => Some((Err(e), (file, 0))),
-                }
-            });
+            let stream =
+                futures_util::stream::unfold((file, remaining), |(mut file, left)| async move {
+                    if left == 0 {
+                        return None;
+                    }
+                    let n = left.min(256 * 1024) as usize;
+                    let mut buf = vec![0u8; n];
+                    match file.read_exact(&mut buf).await {
+                        Ok(_) => Some((Ok(Bytes::from(buf)), (file, left - n as u64))),
+                        Err(e) => Some((Err(e), (file, 0))),
+                    }
+                });
             Ok(Box::pin(stream) as ChunkStream)
         })
     }
@@ -114,8 +116,19 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
     let listener = FillListener::bind(a.listen)
         .await
         .map_err(|e| format!("--listen {}: {e}", a.listen))?;
-    let service = a.discovery.service.clone().unwrap_or_else(|| "static".into());
-    let cfg = config(&service, &a.discovery.self_ip, a.listen, a.refresh, a.discovery.lookup_timeout, &a.tls);
+    let service = a
+        .discovery
+        .service
+        .clone()
+        .unwrap_or_else(|| "static".into());
+    let cfg = config(
+        &service,
+        &a.discovery.self_ip,
+        a.listen,
+        a.refresh,
+        a.discovery.lookup_timeout,
+        &a.tls,
+    );
     let mut options = Options::default().with_http1(a.http1);
     if !a.discovery.peers.is_empty() {
         let peers = a.discovery.static_peers()?;
@@ -127,7 +140,9 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
     } else if let Some(ns) = a.discovery.nameserver {
         options = options.with_nameserver(ns);
     }
-    let cluster = Cluster::start(cfg, options).await.map_err(|e| e.to_string())?;
+    let cluster = Cluster::start(cfg, options)
+        .await
+        .map_err(|e| e.to_string())?;
     let settings = ListenerSettings {
         max_concurrent: a.max_concurrent,
         ..ListenerSettings::default()
@@ -137,9 +152,18 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
     } else {
         let root = PathBuf::from(&a.origin);
         if !root.is_dir() {
-            return Err(format!("--origin {}: not `synthetic` and not a directory", a.origin));
+            return Err(format!(
+                "--origin {}: not `synthetic` and not a directory",
+                a.origin
+            ));
         }
-        listener.serve(&cluster, DirOrigin { root: Arc::new(root) }, settings)
+        listener.serve(
+            &cluster,
+            DirOrigin {
+                root: Arc::new(root),
+            },
+            settings,
+        )
     };
     tracing::info!(listen = %handle.local_addr(), peers = cluster.peers().len(), "node serving /internal/fill");
     let admin = if a.admin_listen == "off" {

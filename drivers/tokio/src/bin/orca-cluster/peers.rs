@@ -56,17 +56,26 @@ pub(crate) async fn discovery_cluster(
     } else if let Some(ns) = d.nameserver {
         options = options.with_nameserver(ns);
     }
-    let cluster = Cluster::start(cfg, options).await.map_err(|e| e.to_string())?;
+    let cluster = Cluster::start(cfg, options)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((cluster, known))
 }
 
 fn print(s: &Snapshot, self_known: bool, json: bool) {
-    let visible: Vec<_> = s.peers().iter().filter(|p| self_known || !p.is_self).collect();
+    let visible: Vec<_> = s
+        .peers()
+        .iter()
+        .filter(|p| self_known || !p.is_self)
+        .collect();
     if json {
         let mut v = snapshot_json(s);
         if !self_known {
             v["peers"] = serde_json::Value::Array(
-                visible.iter().map(|p| crate::output::peer_json(p)).collect(),
+                visible
+                    .iter()
+                    .map(|p| crate::output::peer_json(p))
+                    .collect(),
             );
         }
         println!("{v}");

@@ -1,0 +1,528 @@
+//! The `orca-cluster` command, run as a subprocess: every subcommand, on loopback.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use orca_cluster_testdns::TestDnsServer;
+use orca_cluster_tokio::{
+    ChunkKey, Cluster, ClusterConfig, FillListener, ListenerSettings, Options, StaticPeerSource,
+    SyntheticOrigin,
+};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_orca-cluster");
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("POD_IP")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run orca-cluster")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn key_args(index: u64) -> Vec<String> {
+    [
+        "--origin-id",
+        "s3",
+        "--bucket",
+        "media",
+        "--key",
+        "videos/cat 1.mp4",
+        "--etag",
+        "v1",
+        "--chunk-size",
+        "1048576",
+        "--index",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([index.to_string()])
+    .collect()
+}
+
+fn key(index: u64) -> ChunkKey {
+    ChunkKey {
+        origin_id: "s3".into(),
+        bucket: "media".into(),
+        object_key: "videos/cat 1.mp4".into(),
+        etag: "v1".into(),
+        chunk_size: 1 << 20,
+        index,
+    }
+}
+
+const OBJECT_SIZE: u64 = 16 * (1 << 20) - 1000;
+
+#[test]
+fn demo_runs_to_completion() {
+    let o = run(&[
+        "demo",
+        "--chunks",
+        "4",
+        "--chunk-mib",
+        "1",
+        "--refresh",
+        "200ms",
+    ]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "demo failed: {out}\n{}", stderr(&o));
+    for needle in [
+        "[1/5] embedded DNS server",
+        "peer set, generation 1",
+        "12 chunk reads, 4 origin fetches",
+        "saw generation 2",
+        "every one of them from replica-3",
+        "done in",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn coordinator_go_compat_matches_the_go_vectors() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/vectors/go_compat_sample.json"
+    ))
+    .unwrap();
+    let vectors: Value = serde_json::from_str(&text).unwrap();
+    for case in vectors["cases"].as_array().unwrap() {
+        let set = &vectors["peer_sets"][case["peer_set"].as_str().unwrap()];
+        let peers: Vec<String> = set
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let ip: IpAddr = p["ip"].as_str().unwrap().parse().unwrap();
+                SocketAddr::new(ip, p["port"].as_u64().unwrap() as u16).to_string()
+            })
+            .collect();
+        let k = &case["key"];
+        let index = k["index"].as_u64().unwrap().to_string();
+        let chunk_size = k["chunk_size"].as_u64().unwrap().to_string();
+        let o = run(&[
+            "coordinator",
+            "--scoring",
+            "go-compat",
+            "--json",
+            "--peers",
+            &peers.join(","),
+            "--origin-id",
+            k["origin_id"].as_str().unwrap(),
+            "--bucket",
+            k["bucket"].as_str().unwrap(),
+            "--key",
+            k["object_key"].as_str().unwrap(),
+            "--etag",
+            k["etag"].as_str().unwrap(),
+            "--chunk-size",
+            &chunk_size,
+            "--index",
+            &index,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let winner = &set[case["winner_index"].as_u64().unwrap() as usize];
+        assert_eq!(v["coordinator"]["ip"], winner["ip"], "{}", case["name"]);
+        assert_eq!(v["coordinator"]["port"], winner["port"], "{}", case["name"]);
+        // Every score of the Go implementation appears with its peer, as a JSON u64.
+        let ranked = v["ranked"].as_array().unwrap();
+        for (peer, score) in set
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(case["scores"].as_array().unwrap())
+        {
+            let want: u64 = score.as_str().unwrap().parse().unwrap();
+            assert!(
+                ranked.iter().any(|r| r["ip"] == peer["ip"]
+                    && r["port"] == peer["port"]
+                    && r["score"].as_u64() == Some(want)),
+                "{}: score {want} of {peer} missing in {v}",
+                case["name"]
+            );
+        }
+    }
+}
+
+#[test]
+fn coordinator_text_output_ranks_every_peer() {
+    let mut args = vec![
+        "coordinator".to_string(),
+        "--peers".into(),
+        "10.0.0.1,10.0.0.2,10.0.0.3".into(),
+        "--self-ip".into(),
+        "10.0.0.2".into(),
+    ];
+    args.extend(key_args(3));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&args);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.contains("coordinator of s3/media/videos/cat 1.mp4 chunk 3 (xxh3 scoring)"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.contains("10.0.0.")).count(),
+        4,
+        "{out}"
+    );
+    assert!(out.contains("self"), "{out}");
+    let bad = run(&[
+        "coordinator",
+        "--peers",
+        "10.0.0.1",
+        "--origin-id",
+        "o",
+        "--key",
+        "k",
+        "--chunk-size",
+        "0",
+    ]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--chunk-size"), "{}", stderr(&bad));
+}
+
+#[test]
+fn peers_json_resolves_the_service() {
+    let dns = TestDnsServer::start().unwrap();
+    let ips: Vec<IpAddr> = ["10.1.0.3", "10.1.0.1", "10.1.0.2"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    dns.set_records("orca-peers.test", &ips);
+    let ns = dns.addr().to_string();
+    let o = run(&[
+        "peers",
+        "--service",
+        "orca-peers.test",
+        "--nameserver",
+        &ns,
+        "--self-ip",
+        "10.1.0.2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["generation"], 1);
+    let peers = v["peers"].as_array().unwrap();
+    let listed: Vec<(&str, bool)> = peers
+        .iter()
+        .map(|p| (p["ip"].as_str().unwrap(), p["self"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        listed,
+        [("10.1.0.1", false), ("10.1.0.2", true), ("10.1.0.3", false)]
+    );
+    assert!(peers.iter().all(|p| p["port"] == 0));
+
+    // --watch --count 1 prints the initial snapshot and the next change.
+    let mut child = Command::new(BIN)
+        .args([
+            "peers",
+            "--service",
+            "orca-peers.test",
+            "--nameserver",
+            &ns,
+            "--self-ip",
+            "10.1.0.2",
+        ])
+        .args(["--json", "--watch", "--count", "1", "--refresh", "100ms"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    dns.set_records("orca-peers.test", &ips[1..]); // 10.1.0.3 leaves
+    let out = wait(&mut child, Duration::from_secs(10));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let last: Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(last["generation"], 2);
+    assert_eq!(last["peers"].as_array().unwrap().len(), 2);
+
+    // An unknown name is a failure at bootstrap: the snapshot is self only.
+    let o = run(&[
+        "peers",
+        "--service",
+        "nope.test",
+        "--nameserver",
+        &ns,
+        "--self-ip",
+        "10.1.0.2",
+    ]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("1 peer(s)"), "{}", stdout(&o));
+}
+
+/// Waits (bounded) for a child to exit and returns its stdout.
+fn wait(child: &mut Child, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            assert!(status.success(), "exit {status}: {out}");
+            return out;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("child did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A serving replica on 127.0.0.1 plus a second (never dialed) peer, so that the server
+/// coordinates only some chunks.
+async fn serving_replica() -> (Cluster, orca_cluster_tokio::ListenerHandle, SocketAddr) {
+    let listener = FillListener::bind(SocketAddr::new(LOCALHOST, 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let other = SocketAddr::new(LOCALHOST, 1);
+    let config = ClusterConfig {
+        service: "static".into(),
+        self_pod_ip: vec![LOCALHOST],
+        ..ClusterConfig::default()
+    };
+    let options = Options::default()
+        .with_peer_source(StaticPeerSource::new([addr, other]))
+        .with_self_port(addr.port());
+    let cluster = Cluster::start(config, options).await.unwrap();
+    let handle = listener.serve(&cluster, SyntheticOrigin, ListenerSettings::default());
+    (cluster, handle, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fill_fetches_verifies_and_reports_errors() {
+    let (cluster, handle, addr) = serving_replica().await;
+    let mine = (0..16).find(|&i| cluster.is_coordinator(&key(i))).unwrap();
+    let theirs = (0..16).find(|&i| !cluster.is_coordinator(&key(i))).unwrap();
+    let dir = std::env::temp_dir().join(format!("orca-cli-fill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_file = dir.join("chunk");
+    let peer = addr.to_string();
+    let object_size = OBJECT_SIZE.to_string();
+    let fill = move |index: u64, extra: &[&str]| {
+        let mut args: Vec<String> = vec!["fill".into(), "--peer".into(), peer.clone()];
+        args.extend(key_args(index));
+        args.extend(["--object-size".to_string(), object_size.clone()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Command::new(BIN)
+            .args(&args)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let o = tokio::task::spawn_blocking({
+        let out_file = out_file.clone();
+        let fill = fill.clone();
+        move || {
+            fill(
+                mine,
+                &["--verify-synthetic", "-o", out_file.to_str().unwrap()],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("1048576 bytes"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("bytes verified"), "{}", stdout(&o));
+    assert_eq!(
+        std::fs::read(&out_file).unwrap(),
+        SyntheticOrigin::chunk_bytes(&key(mine), OBJECT_SIZE)
+    );
+
+    let o = tokio::task::spawn_blocking({
+        let fill = fill.clone();
+        move || fill(mine, &["--http1"])
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "http1: {}", stderr(&o));
+
+    // 409 from a replica that does not coordinate the chunk: one line, non-zero exit.
+    let o = tokio::task::spawn_blocking(move || fill(theirs, &[]))
+        .await
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("409"), "{err}");
+
+    // Connection refused.
+    let closed = TcpListener::bind((LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut args = vec!["fill".to_string(), "--peer".into(), closed.to_string()];
+    args.extend(key_args(0));
+    args.extend(["--object-size".to_string(), OBJECT_SIZE.to_string()]);
+    let o = Command::new(BIN).args(&args).output().unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("connect"), "{}", stderr(&o));
+
+    handle.shutdown(Duration::from_secs(1)).await;
+    cluster.close(Duration::from_secs(1)).await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Some((status, body))
+}
+
+#[test]
+fn node_serves_fills_and_admin_endpoints() {
+    let fill_port = free_port();
+    let admin_port = free_port();
+    let listen = format!("127.0.0.1:{fill_port}");
+    let admin = SocketAddr::new(LOCALHOST, admin_port);
+    let mut node = Command::new(BIN)
+        .args([
+            "node",
+            "--peers",
+            &listen,
+            "--self-ip",
+            "127.0.0.1",
+            "--listen",
+            &listen,
+        ])
+        .args(["--admin-listen", &admin.to_string(), "--refresh", "200ms"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let ready = loop {
+        if let Some((200, _)) = http_get(admin, "/readyz") {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let result = std::panic::catch_unwind(|| {
+        assert!(ready, "node never became ready");
+        assert_eq!(http_get(admin, "/healthz").unwrap().0, 200);
+        let (status, body) = http_get(admin, "/peers").unwrap();
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["peers"][0]["port"], fill_port);
+        assert_eq!(v["peers"][0]["self"], true);
+        let q = orca_cluster_tokio::core::wire::encode_query(&key(2), OBJECT_SIZE);
+        let (status, body) = http_get(admin, &format!("/coordinator?{q}")).unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(&format!("\"port\":{fill_port}")), "{body}");
+        assert_eq!(http_get(admin, "/coordinator?index=x").unwrap().0, 400);
+        // A single-replica cluster coordinates everything: fill any chunk from it.
+        let mut args = vec!["fill".to_string(), "--peer".into(), listen.clone()];
+        args.extend(key_args(2));
+        args.extend([
+            "--object-size".to_string(),
+            OBJECT_SIZE.to_string(),
+            "--verify-synthetic".into(),
+        ]);
+        let o = Command::new(BIN).args(&args).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    });
+    // SIGTERM: the node shuts down gracefully and exits 0.
+    let _ = Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = node.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = node.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "node did not exit cleanly: {status:?}"
+    );
+}
+
+#[test]
+fn bench_lookup_and_fill_print_json_rows() {
+    let o = run(&["bench", "lookup", "--per-row", "20ms", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    for r in rows {
+        assert!(r["ns_per_lookup"].as_f64().unwrap() > 0.0);
+        assert!(["xxh3", "go-compat"].contains(&r["scoring"].as_str().unwrap()));
+    }
+    let o = run(&[
+        "bench",
+        "fill",
+        "--chunk-mib",
+        "1",
+        "--fills",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 9, "{v}");
+    let protocols: Vec<&str> = rows
+        .iter()
+        .map(|r| r["protocol"].as_str().unwrap())
+        .collect();
+    for p in ["raw-tcp", "h2c", "h2-tls", "http1", "http1-tls"] {
+        assert!(protocols.contains(&p), "{p} missing: {protocols:?}");
+    }
+    for r in rows {
+        assert!(r["mb_per_s"].as_f64().unwrap() > 0.0);
+        assert!(r["p99_ms"].as_f64().unwrap() >= r["p50_ms"].as_f64().unwrap());
+        assert!([1, 16].contains(&r["concurrency"].as_u64().unwrap()));
+    }
+}
