@@ -90,6 +90,8 @@ pub(crate) async fn run(a: FillArgs) -> Result<(), String> {
             (cluster.client().clone(), Some(cluster), target)
         }
     };
+    // What is dialed: a peer's port 0 means the listen port of every pod.
+    let dialed = target.socket_addr(a.listen_port);
     let started = Instant::now();
     let result = tokio::time::timeout(
         a.timeout,
@@ -125,7 +127,7 @@ pub(crate) async fn run(a: FillArgs) -> Result<(), String> {
         "filled chunk {} ({} bytes) from {} in {:.1} ms ({:.0} MB/s){}",
         key.index,
         bytes.0,
-        addr(&target),
+        dialed,
         elapsed.as_secs_f64() * 1e3,
         mb_per_s(bytes.0, elapsed),
         if a.verify_synthetic {
