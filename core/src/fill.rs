@@ -262,14 +262,17 @@ impl BodyCheck {
     /// Counts `len` more bytes. Errors as soon as the body is longer than expected (the bytes of
     /// this frame must then not be handed to the caller).
     pub fn on_data(&mut self, len: usize) -> Result<(), FillCheckError> {
-        let got = self.got.saturating_add(len as u64);
-        if got > self.expected {
-            return Err(FillCheckError::TooLong {
+        // Checked, not saturating: with `expected == u64::MAX` a saturated count would accept
+        // every further frame.
+        match self.got.checked_add(len as u64) {
+            Some(got) if got <= self.expected => {
+                self.got = got;
+                Ok(())
+            }
+            _ => Err(FillCheckError::TooLong {
                 expected: self.expected,
-            });
+            }),
         }
-        self.got = got;
-        Ok(())
     }
 
     /// The body ended. Errors when fewer bytes than expected arrived.

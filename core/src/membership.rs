@@ -276,12 +276,16 @@ impl Membership {
     /// answer after the lookup's deadline counts as [`LookupFailure::Timeout`].
     pub fn handle_lookup(&mut self, now: Instant, id: LookupId, answer: LookupAnswer) {
         self.advance(now);
-        let Some((in_flight, deadline)) = self.in_flight else {
+        let current = self
+            .in_flight
+            .filter(|&(in_flight, _)| in_flight == id && !self.closed);
+        let Some((_, deadline)) = current else {
+            // Not the lookup in flight: the answer is ignored, but it is still an input at
+            // `now`: expire an overdue lookup and start a due one, so that after the drain the
+            // next timeout is later than `now` (rule 9).
+            self.handle_timeout(now);
             return;
         };
-        if in_flight != id || self.closed {
-            return;
-        }
         self.in_flight = None;
         self.pending_lookup = None;
         if self.now > deadline {

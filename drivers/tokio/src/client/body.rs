@@ -30,6 +30,9 @@ impl Stream for DataFrames {
             return match Pin::new(&mut self.0).poll_frame(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(None) => Poll::Ready(None),
+                // The peer closed the connection before the declared length: end the stream so
+                // the length check reports `Truncated { got, expected }`, as for any short body.
+                Poll::Ready(Some(Err(e))) if is_unexpected_eof(&e) => Poll::Ready(None),
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(FillError::Http(format!(
                     "response body: {}",
                     super::describe(&e)
@@ -41,6 +44,13 @@ impl Stream for DataFrames {
             };
         }
     }
+}
+
+/// Whether hyper's body error is an end of file before the message length was reached.
+fn is_unexpected_eof(e: &hyper::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
 }
 
 /// What a body holds on to: its connection lease, and an HTTP/1.1 connection to give back to

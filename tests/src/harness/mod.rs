@@ -1,0 +1,591 @@
+//! The driver harness: one trait ([`Driver`]) that each driver implements once
+//! ([`tokio::TokioDriver`], [`smol::SmolDriver`]), so that every conformance test body is written
+//! once, generic over the driver, and instantiated per driver by a macro in
+//! `tests/conformance.rs`.
+//!
+//! A driver supplies:
+//! - [`Driver::run`]: run a future to completion on its runtime (bounded by [`TEST_LIMIT`]);
+//! - [`Driver::sleep`]: its timer;
+//! - [`Driver::start`]: start a cluster from a [`ClusterConfig`] and a driver-neutral [`Setup`]
+//!   (static source or nameserver, self port, HTTP/1.1 mode);
+//! - [`Driver::bind`] and [`Driver::serve`]: a fill listener;
+//! - its cluster type, seen through the object-safe [`ClusterHandle`] (peers, coordinator,
+//!   subscribe, fill → verified bytes or [`FillError`], close), and its serving listener
+//!   through [`ServingListener`].
+//!
+//! Everything else here is driver-independent: [`Replica`] (a started cluster plus its serving
+//! listener, type-erased so that one `Vec<Replica>` can mix drivers), replica sets sharing a
+//! static source, chunk keys, bounded waits, fillers that misbehave on purpose.
+//!
+//! Mixing drivers in one process: smol's executor and reactor are global and need no context,
+//! while tokio's types must be created inside a tokio runtime. So a test that uses both runs on
+//! [`run_mixed`] (a tokio runtime) and the smol parts simply run on smol's own threads.
+
+pub mod smol;
+pub mod tokio;
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_lite::StreamExt;
+use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Snapshot};
+use orca_cluster_driver_common::{
+    ChunkStream, CloseError, FillError, FillRequest, Filler, FillerError, StartError,
+    StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin,
+};
+
+pub use self::smol::SmolDriver;
+pub use self::tokio::TokioDriver;
+
+/// Longest one test may run before [`Driver::run`] fails it.
+pub const TEST_LIMIT: Duration = Duration::from_secs(30);
+/// How long shutdowns and closes in the helpers may take.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(2);
+/// 127.0.0.1.
+pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// A boxed, not necessarily `Send`, future (tests run on one thread per runtime).
+pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// A fill response body of either driver: its frames, each verified, then the end (or a
+/// [`FillError`] as the last item).
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, FillError>>>>;
+
+/// Driver-neutral options of [`Driver::start`].
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    /// Peers from this static list instead of DNS.
+    pub source: Option<StaticPeerSource>,
+    /// DNS at this server only (no search domains).
+    pub nameserver: Option<SocketAddr>,
+    /// Self's port in peer records (0 for DNS).
+    pub self_port: u16,
+    /// Plain-mode client speaks HTTP/1.1 (tokio; smol always does); in TLS mode the tokio
+    /// client then offers only `http/1.1` by ALPN.
+    pub http1: bool,
+}
+
+impl Setup {
+    /// Peers from `source` (clones share the list).
+    pub fn static_source(source: &StaticPeerSource) -> Setup {
+        Setup {
+            source: Some(source.clone()),
+            ..Setup::default()
+        }
+    }
+
+    /// Peers from DNS at `nameserver`.
+    pub fn dns(nameserver: SocketAddr) -> Setup {
+        Setup {
+            nameserver: Some(nameserver),
+            ..Setup::default()
+        }
+    }
+
+    /// Sets self's port in peer records.
+    pub fn with_self_port(mut self, port: u16) -> Setup {
+        self.self_port = port;
+        self
+    }
+
+    /// Sets HTTP/1.1 mode.
+    pub fn with_http1(mut self, yes: bool) -> Setup {
+        self.http1 = yes;
+        self
+    }
+}
+
+/// One driver, as the test bodies see it. Implemented by [`TokioDriver`] and [`SmolDriver`].
+pub trait Driver: 'static {
+    /// `"tokio"` or `"smol"`.
+    const NAME: &'static str;
+    /// The driver's cluster handle.
+    type Cluster: ClusterHandle + Clone + 'static;
+    /// The driver's bound, not yet serving, fill listener.
+    type Listener;
+
+    /// Runs `future` to completion on this driver's runtime; panics (failing the test) if it
+    /// takes longer than [`TEST_LIMIT`].
+    fn run<F: Future>(future: F) -> F::Output;
+
+    /// Completes after `duration`, on this driver's timer.
+    fn sleep(duration: Duration) -> impl Future<Output = ()>;
+
+    /// `Cluster::start(config, options built from setup)`.
+    fn start(
+        config: ClusterConfig,
+        setup: Setup,
+    ) -> impl Future<Output = Result<Self::Cluster, StartError>>;
+
+    /// `FillListener::bind(addr)`.
+    fn bind(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>>;
+
+    /// The bound address of `listener`.
+    fn listener_addr(listener: &Self::Listener) -> SocketAddr;
+
+    /// `listener.serve(cluster, filler, settings)` with default settings except
+    /// `max_concurrent`.
+    fn serve(
+        listener: Self::Listener,
+        cluster: &Self::Cluster,
+        filler: impl Filler,
+        max_concurrent: usize,
+    ) -> Box<dyn ServingListener>;
+}
+
+/// The handle API both drivers share (`docs: notes/driver_api.md`), object-safe so that
+/// replicas of different drivers fit in one collection.
+pub trait ClusterHandle {
+    /// The driver's name.
+    fn driver(&self) -> &'static str;
+    /// `Cluster::peers`.
+    fn peers(&self) -> Snapshot;
+    /// `Cluster::coordinator`.
+    fn coordinator(&self, key: &ChunkKey) -> Peer;
+    /// `Cluster::is_coordinator`.
+    fn is_coordinator(&self, key: &ChunkKey) -> bool;
+    /// `Cluster::ranked`.
+    fn ranked(&self, key: &ChunkKey) -> Vec<(Peer, u64)>;
+    /// `Cluster::has_initial_snapshot`.
+    fn has_initial_snapshot(&self) -> bool;
+    /// `Cluster::subscribe`.
+    fn subscribe(&self) -> Subscription;
+    /// `Cluster::stats`.
+    fn stats(&self) -> StatsSnapshot;
+    /// `Cluster::fill_from_peer`, the body as a stream of verified frames.
+    fn fill_body<'a>(
+        &'a self,
+        peer: &'a Peer,
+        key: &'a ChunkKey,
+        object_size: u64,
+    ) -> LocalBoxFuture<'a, Result<BodyStream, FillError>>;
+    /// `Cluster::fill_from_peer` then `FillBody::collect_bytes`: the whole chunk, verified.
+    fn fill<'a>(
+        &'a self,
+        peer: &'a Peer,
+        key: &'a ChunkKey,
+        object_size: u64,
+    ) -> LocalBoxFuture<'a, Result<Bytes, FillError>>;
+    /// `Cluster::close`.
+    fn close(&self, deadline: Duration) -> LocalBoxFuture<'_, Result<(), CloseError>>;
+}
+
+/// Implements [`ClusterHandle`] for a driver's `Cluster` type by forwarding to its inherent
+/// methods (the two drivers' handle APIs are identical, so this is written once).
+macro_rules! impl_cluster_handle {
+    ($cluster:ty, $name:expr) => {
+        impl $crate::harness::ClusterHandle for $cluster {
+            fn driver(&self) -> &'static str {
+                $name
+            }
+            fn peers(&self) -> ::orca_cluster_core::Snapshot {
+                <$cluster>::peers(self)
+            }
+            fn coordinator(
+                &self,
+                key: &::orca_cluster_core::ChunkKey,
+            ) -> ::orca_cluster_core::Peer {
+                <$cluster>::coordinator(self, key)
+            }
+            fn is_coordinator(&self, key: &::orca_cluster_core::ChunkKey) -> bool {
+                <$cluster>::is_coordinator(self, key)
+            }
+            fn ranked(
+                &self,
+                key: &::orca_cluster_core::ChunkKey,
+            ) -> Vec<(::orca_cluster_core::Peer, u64)> {
+                <$cluster>::ranked(self, key)
+            }
+            fn has_initial_snapshot(&self) -> bool {
+                <$cluster>::has_initial_snapshot(self)
+            }
+            fn subscribe(&self) -> ::orca_cluster_driver_common::Subscription {
+                <$cluster>::subscribe(self)
+            }
+            fn stats(&self) -> ::orca_cluster_driver_common::StatsSnapshot {
+                <$cluster>::stats(self)
+            }
+            fn fill_body<'a>(
+                &'a self,
+                peer: &'a ::orca_cluster_core::Peer,
+                key: &'a ::orca_cluster_core::ChunkKey,
+                object_size: u64,
+            ) -> $crate::harness::LocalBoxFuture<
+                'a,
+                Result<$crate::harness::BodyStream, ::orca_cluster_driver_common::FillError>,
+            > {
+                Box::pin(async move {
+                    let body = <$cluster>::fill_from_peer(self, peer, key, object_size).await?;
+                    Ok(Box::pin(body) as $crate::harness::BodyStream)
+                })
+            }
+            fn fill<'a>(
+                &'a self,
+                peer: &'a ::orca_cluster_core::Peer,
+                key: &'a ::orca_cluster_core::ChunkKey,
+                object_size: u64,
+            ) -> $crate::harness::LocalBoxFuture<
+                'a,
+                Result<::bytes::Bytes, ::orca_cluster_driver_common::FillError>,
+            > {
+                Box::pin(async move {
+                    <$cluster>::fill_from_peer(self, peer, key, object_size)
+                        .await?
+                        .collect_bytes()
+                        .await
+                })
+            }
+            fn close(
+                &self,
+                deadline: ::std::time::Duration,
+            ) -> $crate::harness::LocalBoxFuture<
+                '_,
+                Result<(), ::orca_cluster_driver_common::CloseError>,
+            > {
+                Box::pin(<$cluster>::close(self, deadline))
+            }
+        }
+    };
+}
+pub(crate) use impl_cluster_handle;
+
+/// A serving fill listener of either driver.
+pub trait ServingListener {
+    /// The served address.
+    fn local_addr(&self) -> SocketAddr;
+    /// `ListenerHandle::shutdown(deadline)`.
+    fn shutdown(self: Box<Self>, deadline: Duration) -> LocalBoxFuture<'static, ()>;
+}
+
+/// Runs a test that mixes drivers: on a tokio runtime (see the module documentation).
+pub fn run_mixed<F: Future>(future: F) -> F::Output {
+    TokioDriver::run(future)
+}
+
+/// One replica: a started cluster and its serving listener, of any driver.
+pub struct Replica {
+    /// The driver's name.
+    pub driver: &'static str,
+    /// The cluster handle.
+    pub cluster: Box<dyn ClusterHandle>,
+    /// The serving listener.
+    pub listener: Box<dyn ServingListener>,
+    /// The listener's address.
+    pub addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.driver, self.addr)
+    }
+}
+
+impl Replica {
+    /// Whether `peer` (from any replica's snapshot) is this replica. A peer with port 0 (DNS)
+    /// matches on the IP alone.
+    pub fn is(&self, peer: &Peer) -> bool {
+        peer.ip == self.addr.ip() && (peer.port == 0 || peer.port == self.addr.port())
+    }
+
+    /// Shuts the listener down and closes the cluster (panics if the close misses its
+    /// deadline).
+    pub async fn stop(self) {
+        self.listener.shutdown(STOP_DEADLINE).await;
+        self.cluster
+            .close(STOP_DEADLINE)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.driver));
+    }
+}
+
+/// Starts a cluster of driver `D` with `config` and `setup` and serves `listener` with `filler`.
+pub async fn replica<D: Driver>(
+    listener: D::Listener,
+    config: ClusterConfig,
+    setup: Setup,
+    filler: impl Filler,
+) -> Replica {
+    let addr = D::listener_addr(&listener);
+    let cluster = D::start(config, setup)
+        .await
+        .unwrap_or_else(|e| panic!("{} start: {e}", D::NAME));
+    let listener = D::serve(listener, &cluster, filler, 256);
+    Replica {
+        driver: D::NAME,
+        cluster: Box::new(cluster),
+        listener,
+        addr,
+    }
+}
+
+/// Binds `n` listeners of driver `D` on 127.0.0.1 with OS-assigned ports.
+pub async fn bind_local<D: Driver>(n: usize) -> Vec<D::Listener> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(
+            D::bind(SocketAddr::new(LOCALHOST, 0))
+                .await
+                .unwrap_or_else(|e| panic!("{} bind: {e}", D::NAME)),
+        );
+    }
+    out
+}
+
+/// Starts one replica per listener of driver `D`, each with `config` and `setup` plus its own
+/// self port, serving `filler`. All of them must already be in `setup`'s static source.
+pub async fn start_static<D: Driver>(
+    listeners: Vec<D::Listener>,
+    config: &ClusterConfig,
+    setup: &Setup,
+    filler: impl Filler + Clone,
+) -> Vec<Replica> {
+    let mut out = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        let port = D::listener_addr(&listener).port();
+        out.push(
+            replica::<D>(
+                listener,
+                config.clone(),
+                setup.clone().with_self_port(port),
+                filler.clone(),
+            )
+            .await,
+        );
+    }
+    out
+}
+
+/// `n` replicas of driver `D` on 127.0.0.1 with distinct ports sharing one static source,
+/// serving [`SyntheticOrigin`], each checked to see all `n` peers.
+pub async fn static_replicas<D: Driver>(
+    n: usize,
+    config: &ClusterConfig,
+    http1: bool,
+) -> (Vec<Replica>, StaticPeerSource) {
+    let listeners = bind_local::<D>(n).await;
+    let source = StaticPeerSource::new(listeners.iter().map(D::listener_addr));
+    let setup = Setup::static_source(&source).with_http1(http1);
+    let replicas = start_static::<D>(listeners, config, &setup, SyntheticOrigin).await;
+    for r in &replicas {
+        assert!(r.cluster.has_initial_snapshot(), "{r:?}: initial snapshot");
+        assert_eq!(r.cluster.peers().len(), n, "{r:?} sees every replica");
+    }
+    (replicas, source)
+}
+
+/// Stops every replica.
+pub async fn stop_all(replicas: Vec<Replica>) {
+    for r in replicas {
+        r.stop().await;
+    }
+}
+
+/// The configuration of a replica on 127.0.0.1 with a static source: refresh 100 ms, lookup
+/// timeout 1 s.
+pub fn static_config() -> ClusterConfig {
+    ClusterConfig {
+        service: "static".into(),
+        self_pod_ip: vec![LOCALHOST],
+        membership_refresh: Duration::from_millis(100),
+        lookup_timeout: Duration::from_secs(1),
+        ..ClusterConfig::default()
+    }
+}
+
+/// Chunk `index` (chunks of `chunk_size` bytes) of the test object, whose fields need
+/// percent-encoding on the wire.
+pub fn key(index: u64, chunk_size: u64) -> ChunkKey {
+    ChunkKey {
+        origin_id: "s3".into(),
+        bucket: "media bucket".into(),
+        object_key: "videos/cat & dog/1.mp4".into(),
+        etag: "\"v1\"".into(),
+        chunk_size,
+        index,
+    }
+}
+
+/// `addr` as a non-self peer.
+pub fn peer_at(addr: SocketAddr) -> Peer {
+    Peer {
+        ip: addr.ip(),
+        port: addr.port(),
+        is_self: false,
+    }
+}
+
+/// The index of the replica that `peer` designates.
+pub fn replica_of(replicas: &[Replica], peer: &Peer) -> usize {
+    replicas
+        .iter()
+        .position(|r| r.is(peer))
+        .unwrap_or_else(|| panic!("{peer} is none of {replicas:?}"))
+}
+
+/// The first chunk index below `limit` whose coordinator, in `observer`'s snapshot, is
+/// replica `owner`.
+pub fn key_coordinated_by(
+    replicas: &[Replica],
+    observer: usize,
+    owner: usize,
+    chunk_size: u64,
+    limit: u64,
+) -> Option<ChunkKey> {
+    (0..limit)
+        .map(|i| key(i, chunk_size))
+        .find(|k| replicas[owner].is(&replicas[observer].cluster.coordinator(k)))
+}
+
+/// Asserts that `bytes` are exactly chunk `key` of an object of `object_size` bytes of the
+/// synthetic origin.
+pub fn assert_chunk(bytes: &[u8], key: &ChunkKey, object_size: u64) {
+    let expected = SyntheticOrigin::chunk_bytes(key, object_size);
+    assert_eq!(bytes.len(), expected.len(), "chunk {} length", key.index);
+    assert!(
+        bytes == expected.as_slice(),
+        "chunk {} bytes differ",
+        key.index
+    );
+}
+
+/// Runs `future` for at most `limit` on driver `D`'s timer; `None` if the limit passed first.
+pub async fn timeout<D: Driver, F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    futures_lite::future::or(async { Some(future.await) }, async {
+        D::sleep(limit).await;
+        None
+    })
+    .await
+}
+
+/// Polls `condition` every 10 ms for at most `within`; returns whether it became true.
+pub async fn eventually<D: Driver>(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        D::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The next snapshot of `subscription`, within `within`; panics if none comes or the
+/// cluster is closed.
+pub async fn next_change<D: Driver>(subscription: &mut Subscription, within: Duration) -> Snapshot {
+    timeout::<D, _>(within, subscription.changed())
+        .await
+        .unwrap_or_else(|| panic!("{}: no snapshot change within {within:?}", D::NAME))
+        .unwrap_or_else(|| panic!("{}: subscription ended", D::NAME))
+}
+
+/// What a drained body delivered.
+#[derive(Debug)]
+pub struct Drained {
+    /// The verified bytes handed out.
+    pub bytes: Vec<u8>,
+    /// The error that ended the body, if any.
+    pub error: Option<FillError>,
+}
+
+/// Reads `body` to its end (bounded by [`TEST_LIMIT`] of the caller's `run`).
+pub async fn drain(mut body: BodyStream) -> Drained {
+    let mut bytes = Vec::new();
+    let mut error = None;
+    while let Some(item) = body.next().await {
+        match item {
+            Ok(frame) => bytes.extend_from_slice(&frame),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    Drained { bytes, error }
+}
+
+/// How [`BadFiller`] misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// The stream ends 1000 bytes early.
+    Short,
+    /// The stream yields 1000 bytes too many.
+    Long,
+    /// The filler fails before producing a stream (502).
+    Fail,
+}
+
+/// A filler that serves the synthetic chunk wrongly, to check that listeners abort responses.
+#[derive(Clone, Copy, Debug)]
+pub struct BadFiller(pub Misbehaviour);
+
+impl Filler for BadFiller {
+    fn fill(
+        &self,
+        request: FillRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<ChunkStream, FillerError>> + Send + 'static>> {
+        let how = self.0;
+        Box::pin(async move {
+            let mut bytes = SyntheticOrigin::chunk_bytes(&request.key, request.object_size);
+            match how {
+                Misbehaviour::Fail => return Err("the origin is down".into()),
+                Misbehaviour::Short => bytes.truncate(bytes.len().saturating_sub(1000)),
+                Misbehaviour::Long => bytes.extend_from_slice(&[0u8; 1000]),
+            }
+            // Two frames, so that a prefix is sent before the guard notices.
+            let mut first = Bytes::from(bytes);
+            let second = first.split_off(first.len() / 2);
+            let stream = futures_lite::stream::iter(vec![Ok(first), Ok(second)]);
+            Ok(Box::pin(stream) as ChunkStream)
+        })
+    }
+}
+
+/// Runs blocking `work` on a new thread and awaits its result without blocking the runtime
+/// (works on any runtime: the result comes back through a `smol::channel`, which needs none).
+pub async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, receive) = ::smol::channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = send.try_send(work());
+    });
+    receive.recv().await.expect("the worker thread panicked")
+}
+
+/// A cluster of driver `D` that only fills: its own address in a static source is 127.0.0.1:1
+/// (never dialed), with `config` (e.g. its `internal_tls`) and HTTP/1.1 mode `http1`.
+///
+/// `members` are the other peers of its snapshot. Both drivers close pooled connections to
+/// peers outside the snapshot at every snapshot change (the initial one included), so a test
+/// that relies on connection reuse with a server must list it here.
+pub async fn client_cluster<D: Driver>(
+    config: ClusterConfig,
+    http1: bool,
+    members: &[SocketAddr],
+) -> D::Cluster {
+    let phantom = SocketAddr::new(LOCALHOST, 1);
+    let peers = std::iter::once(phantom).chain(members.iter().copied());
+    let setup = Setup::static_source(&StaticPeerSource::new(peers))
+        .with_self_port(1)
+        .with_http1(http1);
+    D::start(config, setup)
+        .await
+        .unwrap_or_else(|e| panic!("{} start: {e}", D::NAME))
+}
+
+/// Asserts that `read()` becomes `expected` within 5 s. Listener-side counters (`served_ok`,
+/// `bytes_served`...) move when the server's task finishes the response, which may be after the
+/// client has already verified every byte; they settle, they are not synchronous.
+pub async fn assert_settles<D: Driver, T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    expected: T,
+    mut read: impl FnMut() -> T,
+) {
+    let settled = eventually::<D>(Duration::from_secs(5), || read() == expected).await;
+    assert!(settled, "{what}: expected {expected:?}, still {:?}", read());
+}
