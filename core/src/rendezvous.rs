@@ -3,8 +3,10 @@
 //!
 //! # Default scoring: xxh3 (stable; changing it is a breaking change)
 //!
-//! All integers little-endian unless noted; `LP(s)` is `LE64(len(s)) || s`; `xxh3` is
-//! XXH3-64 with seed 0 and the default secret.
+//! All integers little-endian unless noted; `LP(s)` is `LEB128(len(s)) || s` (the unsigned
+//! base-128 varint of the byte length: one byte below 128); `xxh3` is XXH3-64 with seed 0 and
+//! the default secret. (Varint lengths keep realistic keys within xxh3's fast path for inputs
+//! of at most 128 bytes.)
 //!
 //! ```text
 //! key_digest  = xxh3( LP(origin_id) || LP(bucket) || LP(object_key) || LP(etag)
@@ -78,7 +80,24 @@ impl Scoring {
 /// result).
 const STACK_KEY_BYTES: usize = 256;
 
-/// The xxh3 key digest (see the module docs).
+/// `LEB128(n)`: the unsigned base-128 varint of `n` (at most 10 bytes) and its length.
+fn leb128(mut n: u64) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    let mut len = 0usize;
+    for slot in out.iter_mut() {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        len += 1;
+        if n == 0 {
+            *slot = byte;
+            break;
+        }
+        *slot = byte | 0x80;
+    }
+    (out, len)
+}
+
+/// The xxh3 key digest (see the module docs). No heap allocation.
 pub fn xxh3_key_digest(key: &ChunkKey) -> u64 {
     let fields = [
         key.origin_id.as_bytes(),
@@ -86,33 +105,49 @@ pub fn xxh3_key_digest(key: &ChunkKey) -> u64 {
         key.object_key.as_bytes(),
         key.etag.as_bytes(),
     ];
-    let total: usize = fields.iter().map(|f| f.len().saturating_add(8)).sum();
+    let total: usize = fields.iter().map(|f| f.len().saturating_add(10)).sum();
     if total.saturating_add(16) <= STACK_KEY_BYTES {
-        let mut buf = [0u8; STACK_KEY_BYTES];
-        let mut at = 0usize;
-        let mut put = |bytes: &[u8]| {
-            if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
-                dst.copy_from_slice(bytes);
-            }
-            at += bytes.len();
-        };
-        for f in fields {
-            put(&(f.len() as u64).to_le_bytes());
-            put(f);
-        }
-        put(&key.chunk_size.to_le_bytes());
-        put(&key.index.to_le_bytes());
-        xxh3_64(buf.get(..at).unwrap_or(&[]))
+        stack_key_digest(&fields, key.chunk_size, key.index)
     } else {
         let mut h = Xxh3::new();
         for f in fields {
-            h.update(&(f.len() as u64).to_le_bytes());
+            let (len, n) = leb128(f.len() as u64);
+            h.update(len.get(..n).unwrap_or(&[]));
             h.update(f);
         }
         h.update(&key.chunk_size.to_le_bytes());
         h.update(&key.index.to_le_bytes());
         h.digest()
     }
+}
+
+/// The one-shot path of [`xxh3_key_digest`]: the layout written into a stack buffer.
+/// The caller checked that the fields, 10 bytes of varint each at most, and the two integers
+/// fit in [`STACK_KEY_BYTES`], so no index below can be out of bounds.
+#[allow(clippy::indexing_slicing)]
+#[inline]
+fn stack_key_digest(fields: &[&[u8]; 4], chunk_size: u64, index: u64) -> u64 {
+    let mut buf = [0u8; STACK_KEY_BYTES];
+    let mut at = 0usize;
+    for f in fields {
+        let mut n = f.len() as u64;
+        loop {
+            let low = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                buf[at] = low;
+                at += 1;
+                break;
+            }
+            buf[at] = low | 0x80;
+            at += 1;
+        }
+        buf[at..at + f.len()].copy_from_slice(f);
+        at += f.len();
+    }
+    buf[at..at + 8].copy_from_slice(&chunk_size.to_le_bytes());
+    buf[at + 8..at + 16].copy_from_slice(&index.to_le_bytes());
+    xxh3_64(&buf[..at + 16])
 }
 
 /// The xxh3 peer digest (see the module docs). The IP is canonicalised first.
@@ -376,7 +411,8 @@ mod tests {
         let short = xxh3_key_digest(&k);
         let mut h = Xxh3::new();
         for f in [&k.origin_id, &k.bucket, &k.object_key, &k.etag] {
-            h.update(&(f.len() as u64).to_le_bytes());
+            let (len, n) = leb128(f.len() as u64);
+            h.update(&len[..n]);
             h.update(f.as_bytes());
         }
         h.update(&k.chunk_size.to_le_bytes());
@@ -386,12 +422,27 @@ mod tests {
         let long = xxh3_key_digest(&k);
         let mut h = Xxh3::new();
         for f in [&k.origin_id, &k.bucket, &k.object_key, &k.etag] {
-            h.update(&(f.len() as u64).to_le_bytes());
+            let (len, n) = leb128(f.len() as u64);
+            h.update(&len[..n]);
             h.update(f.as_bytes());
         }
         h.update(&k.chunk_size.to_le_bytes());
         h.update(&k.index.to_le_bytes());
         assert_eq!(long, h.digest());
+    }
+
+    #[test]
+    fn leb128_encodes_varints() {
+        let enc = |n: u64| {
+            let (b, len) = leb128(n);
+            b[..len].to_vec()
+        };
+        assert_eq!(enc(0), [0]);
+        assert_eq!(enc(127), [0x7f]);
+        assert_eq!(enc(128), [0x80, 0x01]);
+        assert_eq!(enc(300), [0xac, 0x02]);
+        assert_eq!(enc(u64::MAX).len(), 10);
+        assert_eq!(enc(u64::MAX)[9], 0x01);
     }
 
     #[test]

@@ -21,3 +21,8 @@ pub mod faulty_server;
 pub mod harness;
 pub mod pki;
 pub mod raw_client;
+
+/// The README's Rust examples (tokio and smol), compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
