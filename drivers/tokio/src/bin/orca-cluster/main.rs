@@ -65,8 +65,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log = match cli.command {
         Command::Node(_) => "info",
-        // The demo explains itself; its replicas' plain-listener warnings would only clutter it.
-        Command::Demo(_) => "error",
+        // The demo and the benchmarks explain themselves; their in-process listeners'
+        // plain-HTTP warnings would only clutter the output.
+        Command::Demo(_) | Command::Bench(_) => "error",
         _ => "warn",
     };
     init_tracing(default_log);
