@@ -158,16 +158,7 @@ impl ClusterState {
 
     /// Completes once shutdown is requested.
     pub async fn shutdown_requested(&self) {
-        loop {
-            if self.is_shutting_down() {
-                return;
-            }
-            let listener = self.shutdown_event.listen();
-            if self.is_shutting_down() {
-                return;
-            }
-            listener.await;
-        }
+        wait_until(&self.shutdown_event, || self.is_shutting_down()).await;
     }
 
     pub(crate) fn mark_stopped(&self) {
@@ -182,30 +173,15 @@ impl ClusterState {
     }
 
     async fn stopped(&self) {
-        loop {
-            if self.is_stopped() {
-                return;
-            }
-            let listener = self.stopped_event.listen();
-            if self.is_stopped() {
-                return;
-            }
-            listener.await;
-        }
+        wait_until(&self.stopped_event, || self.is_stopped()).await;
     }
 
     /// Completes once the initial snapshot exists (or the task stopped).
     pub async fn initial_snapshot(&self) {
-        loop {
-            if self.has_initial_snapshot() || self.is_stopped() {
-                return;
-            }
-            let listener = self.changed.listen();
-            if self.has_initial_snapshot() || self.is_stopped() {
-                return;
-            }
-            listener.await;
-        }
+        wait_until(&self.changed, || {
+            self.has_initial_snapshot() || self.is_stopped()
+        })
+        .await;
     }
 
     /// Waits for the initial snapshot for at most `timeout`; returns whether it exists.
@@ -234,6 +210,22 @@ impl ClusterState {
         } else {
             Err(CloseError)
         }
+    }
+}
+
+/// Completes once `done()` holds, re-checking after every notification of `event`. The
+/// listener is registered before the second check, so a notification between the two checks
+/// is not lost.
+async fn wait_until(event: &Event, done: impl Fn() -> bool) {
+    loop {
+        if done() {
+            return;
+        }
+        let listener = event.listen();
+        if done() {
+            return;
+        }
+        listener.await;
     }
 }
 
