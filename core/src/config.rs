@@ -120,6 +120,43 @@ impl MembershipConfig {
     }
 }
 
+/// Which address family of the Service's records makes up the peer set.
+///
+/// On a dual-stack cluster the headless Service answers an A and an AAAA record for every pod;
+/// with [`IpFamily::Any`] each pod is then a peer under both IPs (replicas still agree, but each
+/// pod takes two shares of the chunks). Pick one family there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum IpFamily {
+    /// A and AAAA records (default).
+    #[default]
+    Any,
+    /// A records only.
+    Ipv4,
+    /// AAAA records only.
+    Ipv6,
+}
+
+impl IpFamily {
+    /// Whether `ip` belongs to this family (IPv4-mapped IPv6 counts as IPv4).
+    pub fn matches(self, ip: IpAddr) -> bool {
+        matches!(
+            (self, crate::peer::canonical_ip(ip)),
+            (IpFamily::Any, _) | (IpFamily::Ipv4, IpAddr::V4(_)) | (IpFamily::Ipv6, IpAddr::V6(_))
+        )
+    }
+
+    /// `any`, `ipv4` or `ipv6`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            IpFamily::Any => "any",
+            IpFamily::Ipv4 => "ipv4",
+            IpFamily::Ipv6 => "ipv6",
+        }
+    }
+}
+
 /// The `internal_tls` section.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -165,6 +202,9 @@ pub struct ClusterConfig {
     pub max_stale_refreshes: u32,
     /// Scoring function: `xxh3` (default) or `go-compat`.
     pub scoring: Scoring,
+    /// Address family of the DNS records that make up the peer set: `any` (default), `ipv4` or
+    /// `ipv6` (pick one on dual-stack clusters).
+    pub ip_family: IpFamily,
 }
 
 impl Default for ClusterConfig {
@@ -178,6 +218,7 @@ impl Default for ClusterConfig {
             lookup_timeout: DEFAULT_LOOKUP_TIMEOUT,
             max_stale_refreshes: DEFAULT_MAX_STALE_REFRESHES,
             scoring: Scoring::Xxh3,
+            ip_family: IpFamily::Any,
         }
     }
 }
@@ -259,5 +300,17 @@ mod tests {
             Err(ConfigError::MissingTlsFile("cert_file"))
         );
         assert!(ClusterConfig::parse_ips("10.0.0.x").is_err());
+    }
+
+    #[test]
+    fn ip_family_filters_by_family() {
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert!(IpFamily::Any.matches(v4) && IpFamily::Any.matches(v6));
+        assert!(IpFamily::Ipv4.matches(v4) && !IpFamily::Ipv4.matches(v6));
+        assert!(IpFamily::Ipv4.matches(mapped));
+        assert!(IpFamily::Ipv6.matches(v6) && !IpFamily::Ipv6.matches(mapped));
+        assert_eq!(IpFamily::default().name(), "any");
     }
 }

@@ -106,7 +106,7 @@ pub mod time;
 pub mod wire;
 
 pub use chunk::{ChunkError, ChunkKey};
-pub use config::{ClusterConfig, ConfigError, MembershipConfig, TlsSettings};
+pub use config::{ClusterConfig, ConfigError, IpFamily, MembershipConfig, TlsSettings};
 pub use membership::{
     ChangeReason, LookupAnswer, LookupFailure, LookupId, LookupRequest, Membership, MembershipEvent,
 };

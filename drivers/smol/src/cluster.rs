@@ -68,7 +68,11 @@ fn dns_source(
     } else {
         SmolDnsPeerSource::from_system_conf(SmolRuntimeProvider, timeout)
     };
-    Ok(Arc::new(source.map_err(StartError::Resolver)?))
+    Ok(Arc::new(
+        source
+            .map_err(StartError::Resolver)?
+            .with_ip_family(config.ip_family),
+    ))
 }
 
 impl Cluster {

@@ -43,6 +43,6 @@ pub fn peer_source(
         TokioDnsPeerSource::from_system_conf(provider, timeout)
     };
     source
-        .map(|s| Arc::new(s) as Arc<dyn PeerSource>)
+        .map(|s| Arc::new(s.with_ip_family(config.ip_family)) as Arc<dyn PeerSource>)
         .map_err(StartError::Resolver)
 }

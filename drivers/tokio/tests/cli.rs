@@ -526,3 +526,41 @@ fn bench_lookup_and_fill_print_json_rows() {
         assert!([1, 16].contains(&r["concurrency"].as_u64().unwrap()));
     }
 }
+
+#[test]
+fn peers_ip_family_keeps_one_record_type() {
+    let dns = TestDnsServer::start().unwrap();
+    let ips: Vec<IpAddr> = ["10.1.0.1", "10.1.0.2", "fd00::1", "fd00::2"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    dns.set_records("dual.test", &ips);
+    let ns = dns.addr().to_string();
+    let listed = |family: &str| -> Vec<String> {
+        let o = run(&[
+            "peers",
+            "--service",
+            "dual.test",
+            "--nameserver",
+            &ns,
+            "--self-ip",
+            "10.1.0.1,fd00::1",
+            "--ip-family",
+            family,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        v["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["ip"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(listed("any").len(), 4);
+    assert_eq!(listed("ipv4"), ["10.1.0.1", "10.1.0.2"]);
+    assert_eq!(listed("ipv6"), ["fd00::1", "fd00::2"]);
+    let bad = run(&["peers", "--service", "dual.test", "--ip-family", "ipx"]);
+    assert!(!bad.status.success());
+}

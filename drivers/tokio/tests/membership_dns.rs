@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::proto::rr::Name;
 use orca_cluster_testdns::{Mode, TestDnsServer};
-use orca_cluster_tokio::core::{LookupAnswer, LookupFailure, PeerAddr};
+use orca_cluster_tokio::core::{IpFamily, LookupAnswer, LookupFailure, PeerAddr};
 use orca_cluster_tokio::{Cluster, ClusterConfig, Options, Snapshot};
 use support::init_tracing;
 
@@ -275,6 +275,44 @@ async fn aaaa_records_and_dual_stack_self() {
         .map(|p| p.ip)
         .collect();
     assert_eq!(selves, vec![me6], "self is stamped on its IPv6 record");
+    cluster.close(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn ip_family_picks_one_record_type_on_dual_stack() {
+    init_tracing();
+    let dns = TestDnsServer::start().unwrap();
+    let me6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let other6: IpAddr = "fd00::2".parse().unwrap();
+    // Two dual-stack pods: self (127.0.0.1 / ::1) and another (10.0.0.2 / fd00::2).
+    dns.set_records(SERVICE, &[ME, v4(2), me6, other6]);
+    for (family, want) in [
+        (IpFamily::Any, vec![ME, v4(2), me6, other6]),
+        (IpFamily::Ipv4, vec![v4(2), ME]),
+        (IpFamily::Ipv6, vec![me6, other6]),
+    ] {
+        let mut config = dns_config(5);
+        config.self_pod_ip = vec![ME, me6];
+        config.ip_family = family;
+        let cluster = start(&dns, config).await;
+        let mut got = ips(&cluster.peers());
+        let mut want = want;
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{family:?}");
+        let selves = cluster.peers().peers().iter().filter(|p| p.is_self).count();
+        let expected_selves = if family == IpFamily::Any { 2 } else { 1 };
+        assert_eq!(selves, expected_selves, "{family:?}");
+        cluster.close(Duration::from_secs(1)).await.unwrap();
+    }
+    // Only AAAA records but ipv4 wanted: a failure (no records), so bootstrap falls back to
+    // [self].
+    dns.set_records(SERVICE, &[me6, other6]);
+    let mut config = dns_config(5);
+    config.ip_family = IpFamily::Ipv4;
+    let cluster = start(&dns, config).await;
+    assert!(cluster.has_initial_snapshot());
+    assert_eq!(ips(&cluster.peers()), vec![ME]);
     cluster.close(Duration::from_secs(1)).await.unwrap();
 }
 

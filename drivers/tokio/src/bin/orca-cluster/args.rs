@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use orca_cluster_core::IpFamily;
 use orca_cluster_core::duration::parse_go_duration;
 use orca_cluster_tokio::{ChunkKey, ClusterConfig, TlsSettings};
 
@@ -81,6 +82,17 @@ pub(crate) struct DiscoveryArgs {
     /// Lookup timeout.
     #[arg(long, default_value = "3s", value_parser = duration)]
     pub lookup_timeout: Duration,
+    /// Which DNS records make up the peer set: any (A and AAAA), ipv4 or ipv6 (pick one on
+    /// dual-stack clusters).
+    #[arg(long, default_value = "any", value_parser = ip_family)]
+    pub ip_family: IpFamily,
+}
+
+fn ip_family(text: &str) -> Result<IpFamily, String> {
+    [IpFamily::Any, IpFamily::Ipv4, IpFamily::Ipv6]
+        .into_iter()
+        .find(|f| f.name() == text)
+        .ok_or_else(|| format!("{text:?}: expected any, ipv4 or ipv6"))
 }
 
 impl DiscoveryArgs {

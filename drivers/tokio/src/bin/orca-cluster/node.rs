@@ -121,7 +121,7 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
         .service
         .clone()
         .unwrap_or_else(|| "static".into());
-    let cfg = config(
+    let mut cfg = config(
         &service,
         &a.discovery.self_ip,
         a.listen,
@@ -129,6 +129,7 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
         a.discovery.lookup_timeout,
         &a.tls,
     );
+    cfg.ip_family = a.discovery.ip_family;
     let mut options = Options::default().with_http1(a.http1);
     if !a.discovery.peers.is_empty() {
         let peers = a.discovery.static_peers()?;

@@ -49,7 +49,8 @@ pub(crate) async fn discovery_cluster(
     d.require_source()?;
     let (ips, known) = self_ips(d);
     let service = d.service.clone().unwrap_or_else(|| "static".into());
-    let cfg = config(&service, &ips, listen, refresh, d.lookup_timeout, tls);
+    let mut cfg = config(&service, &ips, listen, refresh, d.lookup_timeout, tls);
+    cfg.ip_family = d.ip_family;
     let mut options = Options::default().with_http1(http1);
     if !d.peers.is_empty() {
         options = options.with_peer_source(StaticPeerSource::new(d.static_peers()?));
