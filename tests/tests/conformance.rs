@@ -24,6 +24,7 @@ macro_rules! conformance_tests {
     ($module:ident, $driver:ty, known_failures: { $(#[$known:meta])* }) => {
         conformance_tests!(@cases $module, $driver, [
             dns_initial_snapshot,
+            dns_ip_family_keeps_one_record_type,
             dns_changes_show_at_the_next_refresh,
             dns_nxdomain_keeps_the_stale_set_then_self,
             dns_servfail_keeps_the_stale_set_then_self,
@@ -154,6 +155,26 @@ mod cases {
         assert_eq!(cluster.coordinator(&k), *snapshot.coordinator(&k));
         assert_eq!(cluster.ranked(&k), snapshot.ranked(&k));
         assert_eq!(cluster.is_coordinator(&k), snapshot.coordinator(&k).is_self);
+        cluster.close(SOON).await.unwrap();
+    }
+
+    /// `ip_family`: on a dual-stack Service only the chosen record type makes up the peer set.
+    pub(super) async fn dns_ip_family_keeps_one_record_type<D: Driver>() {
+        let dns = TestDnsServer::start().unwrap();
+        let fd = "fd00::5".parse::<IpAddr>().unwrap();
+        dns.set_records(NAME, &[ME, v4(2), fd]);
+        let mut config = dns_config(REFRESH, LOOKUP);
+        config.ip_family = orca_cluster_core::IpFamily::Ipv4;
+        let cluster = start_dns::<D>(&dns, config.clone()).await;
+        assert_eq!(ips(&cluster.peers()), vec![ME, v4(2)]);
+        cluster.close(SOON).await.unwrap();
+        config.ip_family = orca_cluster_core::IpFamily::Ipv6;
+        let cluster = start_dns::<D>(&dns, config).await;
+        assert_eq!(
+            ips(&cluster.peers()),
+            sorted(vec![ME, fd]),
+            "self added, v4 peers dropped"
+        );
         cluster.close(SOON).await.unwrap();
     }
 
