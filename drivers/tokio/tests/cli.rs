@@ -564,3 +564,67 @@ fn peers_ip_family_keeps_one_record_type() {
     let bad = run(&["peers", "--service", "dual.test", "--ip-family", "ipx"]);
     assert!(!bad.status.success());
 }
+
+#[test]
+fn node_serves_files_from_an_origin_directory() {
+    let dir = std::env::temp_dir().join(format!("orca-cli-origin-{}", std::process::id()));
+    let object = dir.join("media/videos/cat 1.mp4");
+    std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&object, &data).unwrap();
+    let fill_port = free_port();
+    let listen = format!("127.0.0.1:{fill_port}");
+    let mut node = Command::new(BIN)
+        .args([
+            "node",
+            "--peers",
+            &listen,
+            "--self-ip",
+            "127.0.0.1",
+            "--listen",
+            &listen,
+        ])
+        .args(["--admin-listen", "off", "--origin", dir.to_str().unwrap()])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let fill = |index: u64, object_size: u64, out: &std::path::Path| {
+        let mut args = vec!["fill".to_string(), "--peer".into(), listen.clone()];
+        args.extend(key_args(index));
+        args.extend(["--object-size".to_string(), object_size.to_string()]);
+        args.extend(["-o".to_string(), out.to_str().unwrap().to_string()]);
+        Command::new(BIN).args(&args).output().unwrap()
+    };
+    let result = std::panic::catch_unwind(|| {
+        // Wait (bounded) for the listener.
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", fill_port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "node did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let size = data.len() as u64;
+        // Chunk 2 of 1 MiB chunks: the 951 424-byte tail of the 3 000 000-byte file.
+        let out = dir.join("tail.bin");
+        let o = fill(2, size, &out);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(std::fs::read(&out).unwrap(), &data[2 << 20..]);
+        let out = dir.join("first.bin");
+        let o = fill(0, size, &out);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(std::fs::read(&out).unwrap(), &data[..1 << 20]);
+        // The request's object size must match the file: otherwise the filler fails (502).
+        let o = fill(0, size + 1, &dir.join("bad.bin"));
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("502"), "{}", stderr(&o));
+    });
+    let _ = node.kill();
+    let _ = node.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
