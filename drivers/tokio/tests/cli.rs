@@ -628,3 +628,88 @@ fn node_serves_files_from_an_origin_directory() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// Runs `fill --peer addr` for chunk `index` with extra flags (blocking; call from a blocking
+/// thread inside tokio tests).
+fn fill_peer(addr: SocketAddr, index: u64, extra: &[&str]) -> Output {
+    let mut args = vec!["fill".to_string(), "--peer".into(), addr.to_string()];
+    args.extend(key_args(index));
+    args.extend(["--object-size".to_string(), OBJECT_SIZE.to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Command::new(BIN)
+        .args(&args)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fill_reports_tls_status_and_truncation_errors_in_one_line() {
+    // TLS: a client with certificates against a plain listener fails the handshake.
+    let (cluster, handle, addr) = serving_replica().await;
+    let mine = (0..16).find(|&i| cluster.is_coordinator(&key(i))).unwrap();
+    let dir = std::env::temp_dir().join(format!("orca-cli-tls-{}", std::process::id()));
+    let tls = orca_cluster_tokio::bench::write_mtls_files(&dir, &["127.0.0.1"]).unwrap();
+    let (cert, key_file, ca) = (
+        tls.cert_file.clone(),
+        tls.key_file.clone(),
+        tls.ca_file.clone(),
+    );
+    let o = tokio::task::spawn_blocking(move || {
+        fill_peer(
+            addr,
+            mine,
+            &["--tls-cert", &cert, "--tls-key", &key_file, "--tls-ca", &ca],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("tls"), "{err}");
+
+    // Status: a server answering 503 with a body.
+    let server = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let status_addr = server.local_addr().unwrap();
+    let responder = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = server.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 9\r\nconnection: close\r\n\r\noverload\n",
+            );
+        }
+    });
+    let o = tokio::task::spawn_blocking(move || fill_peer(status_addr, 0, &["--http1"]))
+        .await
+        .unwrap();
+    responder.join().unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("503") && err.contains("overload"), "{err}");
+
+    // Truncation: the declared length is right, the body stops early.
+    let server = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let short_addr = server.local_addr().unwrap();
+    let responder = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = server.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1048576\r\n\r\n0123456789");
+        }
+    });
+    let o = tokio::task::spawn_blocking(move || fill_peer(short_addr, 0, &["--http1"]))
+        .await
+        .unwrap();
+    responder.join().unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("truncated: got 10 of 1048576 bytes"), "{err}");
+
+    handle.shutdown(Duration::from_secs(1)).await;
+    cluster.close(Duration::from_secs(1)).await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
