@@ -320,22 +320,9 @@ async fn fill_fetches_verifies_and_reports_errors() {
     let dir = std::env::temp_dir().join(format!("orca-cli-fill-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out_file = dir.join("chunk");
-    let peer = addr.to_string();
-    let object_size = OBJECT_SIZE.to_string();
-    let fill = move |index: u64, extra: &[&str]| {
-        let mut args: Vec<String> = vec!["fill".into(), "--peer".into(), peer.clone()];
-        args.extend(key_args(index));
-        args.extend(["--object-size".to_string(), object_size.clone()]);
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Command::new(BIN)
-            .args(&args)
-            .env("RUST_LOG", "error")
-            .output()
-            .unwrap()
-    };
+    let fill = move |index: u64, extra: &[&str]| fill_peer(addr, index, OBJECT_SIZE, extra);
     let o = tokio::task::spawn_blocking({
         let out_file = out_file.clone();
-        let fill = fill.clone();
         move || {
             fill(
                 mine,
@@ -353,12 +340,9 @@ async fn fill_fetches_verifies_and_reports_errors() {
         SyntheticOrigin::chunk_bytes(&key(mine), OBJECT_SIZE)
     );
 
-    let o = tokio::task::spawn_blocking({
-        let fill = fill.clone();
-        move || fill(mine, &["--http1"])
-    })
-    .await
-    .unwrap();
+    let o = tokio::task::spawn_blocking(move || fill(mine, &["--http1"]))
+        .await
+        .unwrap();
     assert!(o.status.success(), "http1: {}", stderr(&o));
 
     // 409 from a replica that does not coordinate the chunk: one line, non-zero exit.
@@ -375,10 +359,9 @@ async fn fill_fetches_verifies_and_reports_errors() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut args = vec!["fill".to_string(), "--peer".into(), closed.to_string()];
-    args.extend(key_args(0));
-    args.extend(["--object-size".to_string(), OBJECT_SIZE.to_string()]);
-    let o = Command::new(BIN).args(&args).output().unwrap();
+    let o = tokio::task::spawn_blocking(move || fill_peer(closed, 0, OBJECT_SIZE, &[]))
+        .await
+        .unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("connect"), "{}", stderr(&o));
 
@@ -455,14 +438,8 @@ fn node_serves_fills_and_admin_endpoints() {
         assert!(body.contains(&format!("\"port\":{fill_port}")), "{body}");
         assert_eq!(http_get(admin, "/coordinator?index=x").unwrap().0, 400);
         // A single-replica cluster coordinates everything: fill any chunk from it.
-        let mut args = vec!["fill".to_string(), "--peer".into(), listen.clone()];
-        args.extend(key_args(2));
-        args.extend([
-            "--object-size".to_string(),
-            OBJECT_SIZE.to_string(),
-            "--verify-synthetic".into(),
-        ]);
-        let o = Command::new(BIN).args(&args).output().unwrap();
+        let peer = listen.parse().unwrap();
+        let o = fill_peer(peer, 2, OBJECT_SIZE, &["--verify-synthetic"]);
         assert!(o.status.success(), "{}", stderr(&o));
     });
     // SIGTERM: the node shuts down gracefully and exits 0.
@@ -589,12 +566,9 @@ fn node_serves_files_from_an_origin_directory() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    let peer: SocketAddr = listen.parse().unwrap();
     let fill = |index: u64, object_size: u64, out: &std::path::Path| {
-        let mut args = vec!["fill".to_string(), "--peer".into(), listen.clone()];
-        args.extend(key_args(index));
-        args.extend(["--object-size".to_string(), object_size.to_string()]);
-        args.extend(["-o".to_string(), out.to_str().unwrap().to_string()]);
-        Command::new(BIN).args(&args).output().unwrap()
+        fill_peer(peer, index, object_size, &["-o", out.to_str().unwrap()])
     };
     let result = std::panic::catch_unwind(|| {
         // Wait (bounded) for the listener.
@@ -629,12 +603,12 @@ fn node_serves_files_from_an_origin_directory() {
     }
 }
 
-/// Runs `fill --peer addr` for chunk `index` with extra flags (blocking; call from a blocking
-/// thread inside tokio tests).
-fn fill_peer(addr: SocketAddr, index: u64, extra: &[&str]) -> Output {
+/// Runs `fill --peer addr` for chunk `index` of an object of `object_size` bytes with extra
+/// flags (blocking; call from a blocking thread inside tokio tests).
+fn fill_peer(addr: SocketAddr, index: u64, object_size: u64, extra: &[&str]) -> Output {
     let mut args = vec!["fill".to_string(), "--peer".into(), addr.to_string()];
     args.extend(key_args(index));
-    args.extend(["--object-size".to_string(), OBJECT_SIZE.to_string()]);
+    args.extend(["--object-size".to_string(), object_size.to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));
     Command::new(BIN)
         .args(&args)
@@ -659,6 +633,7 @@ async fn fill_reports_tls_status_and_truncation_errors_in_one_line() {
         fill_peer(
             addr,
             mine,
+            OBJECT_SIZE,
             &["--tls-cert", &cert, "--tls-key", &key_file, "--tls-ca", &ca],
         )
     })
@@ -681,9 +656,10 @@ async fn fill_reports_tls_status_and_truncation_errors_in_one_line() {
             );
         }
     });
-    let o = tokio::task::spawn_blocking(move || fill_peer(status_addr, 0, &["--http1"]))
-        .await
-        .unwrap();
+    let o =
+        tokio::task::spawn_blocking(move || fill_peer(status_addr, 0, OBJECT_SIZE, &["--http1"]))
+            .await
+            .unwrap();
     responder.join().unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
@@ -700,9 +676,10 @@ async fn fill_reports_tls_status_and_truncation_errors_in_one_line() {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1048576\r\n\r\n0123456789");
         }
     });
-    let o = tokio::task::spawn_blocking(move || fill_peer(short_addr, 0, &["--http1"]))
-        .await
-        .unwrap();
+    let o =
+        tokio::task::spawn_blocking(move || fill_peer(short_addr, 0, OBJECT_SIZE, &["--http1"]))
+            .await
+            .unwrap();
     responder.join().unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
