@@ -5,6 +5,8 @@
 //!
 //! - [`ClusterState`] — the published snapshot (lock-free reads), subscriptions, stats, and the
 //!   membership task that owns the core state machine ([`run_membership`]);
+//! - [`start`] — [`Discovery`] (where peers come from) and [`MembershipStart`] (validate the
+//!   configuration, then spawn the membership task), shared by both drivers' `Cluster::start`;
 //! - [`source`] — peer sources: [`DnsPeerSource`] (hickory, generic over its runtime provider)
 //!   and [`StaticPeerSource`];
 //! - [`tls`] — mutual TLS configuration from PEM files, re-read when the files change;
@@ -23,6 +25,7 @@ pub mod filler;
 pub mod limit;
 pub mod runtime;
 pub mod source;
+pub mod start;
 pub mod state;
 pub mod stats;
 pub mod synthetic;
@@ -35,6 +38,7 @@ pub use filler::{ChunkStream, FillRequest, Filler, FillerError};
 pub use limit::{ConcurrencyLimit, Permit};
 pub use runtime::{Clock, Runtime};
 pub use source::{DnsPeerSource, PeerSource, StaticPeerSource};
+pub use start::{Discovery, MembershipStart};
 pub use state::{ClusterState, Subscription};
 pub use stats::{Stats, StatsSnapshot};
 pub use synthetic::SyntheticOrigin;

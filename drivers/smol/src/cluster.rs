@@ -7,15 +7,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orca_cluster_core::{ChunkKey, ClusterConfig, Membership, Peer, Snapshot};
+use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Snapshot};
 use orca_cluster_driver_common::{
-    Clock, CloseError, ClusterState, FillError, PeerSource, Runtime, StartError, StatsSnapshot,
-    Subscription, TlsReloader, run_membership, self_ips_or_env,
+    CloseError, ClusterState, FillError, MembershipStart, Runtime, StartError, StatsSnapshot,
+    Subscription, TlsReloader,
 };
 
 use crate::client::FillClient;
 use crate::client::body::FillBody;
-use crate::dns_runtime::{SmolDnsPeerSource, SmolRuntimeProvider};
+use crate::dns_runtime::SmolRuntimeProvider;
 use crate::options::Options;
 use crate::runtime::SmolRuntime;
 
@@ -53,28 +53,6 @@ impl Drop for Inner {
     }
 }
 
-fn dns_source(
-    config: &ClusterConfig,
-    options: &Options,
-) -> Result<Arc<dyn PeerSource>, StartError> {
-    if let Some(source) = &options.peer_source {
-        return Ok(source.clone());
-    }
-    let timeout = config.lookup_timeout;
-    let source = if let Some(addr) = options.nameserver {
-        SmolDnsPeerSource::with_nameserver(SmolRuntimeProvider, addr, timeout)
-    } else if let Some((resolver, opts)) = &options.resolver {
-        SmolDnsPeerSource::with_config(SmolRuntimeProvider, resolver.clone(), opts.clone(), timeout)
-    } else {
-        SmolDnsPeerSource::from_system_conf(SmolRuntimeProvider, timeout)
-    };
-    Ok(Arc::new(
-        source
-            .map_err(StartError::Resolver)?
-            .with_ip_family(config.ip_family),
-    ))
-}
-
 impl Cluster {
     /// Starts a cluster.
     ///
@@ -85,18 +63,13 @@ impl Cluster {
     /// or not — waiting at most `config.lookup_timeout` plus 500 ms. Before the first answer the
     /// snapshot is `[self]`.
     pub async fn start(mut config: ClusterConfig, options: Options) -> Result<Cluster, StartError> {
-        config.self_pod_ip = self_ips_or_env(&config.self_pod_ip)?;
-        let mut membership = config.membership()?;
-        membership.self_port = options.self_port;
+        let start = MembershipStart::new(&mut config, &options.discovery, SmolRuntimeProvider)?;
         let tls = if config.internal_tls.enabled {
             Some(Arc::new(crate::tls::load_reloader(&config.internal_tls)?))
         } else {
             None
         };
-        let source = dns_source(&config, &options)?;
-        let clock = Clock::new();
-        let machine = Membership::new(&membership, clock.now())?;
-        let state = ClusterState::new(machine.snapshot().clone());
+        let state = start.state().clone();
         let client = FillClient::new(
             options.pool,
             tls.clone(),
@@ -109,13 +82,7 @@ impl Cluster {
             client,
             config,
         });
-        SmolRuntime.spawn(run_membership(
-            SmolRuntime,
-            clock,
-            machine,
-            source,
-            state.clone(),
-        ));
+        start.spawn(&SmolRuntime);
         SmolRuntime.spawn(sweep_pool(Arc::downgrade(&inner)));
         let wait = inner.config.lookup_timeout.saturating_add(START_MARGIN);
         if !state.wait_initial(&SmolRuntime, wait).await {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hickory_resolver::config::{ResolverConfig, ResolverOpts};
-use orca_cluster_driver_common::PeerSource;
+use orca_cluster_driver_common::{Discovery, PeerSource};
 
 use crate::client::pool::PoolSettings;
 
@@ -14,20 +14,14 @@ use crate::client::pool::PoolSettings;
 /// `/etc/resolv.conf`, self port 0, the default connection pool. Clones share the peer source.
 #[derive(Clone, Default)]
 pub struct Options {
-    pub(crate) peer_source: Option<Arc<dyn PeerSource>>,
-    pub(crate) nameserver: Option<SocketAddr>,
-    pub(crate) resolver: Option<(ResolverConfig, ResolverOpts)>,
-    pub(crate) self_port: u16,
+    pub(crate) discovery: Discovery,
     pub(crate) pool: PoolSettings,
 }
 
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
-            .field("peer_source", &self.peer_source.as_ref().map(|_| "custom"))
-            .field("nameserver", &self.nameserver)
-            .field("resolver", &self.resolver.as_ref().map(|_| "custom"))
-            .field("self_port", &self.self_port)
+            .field("discovery", &self.discovery)
             .field("pool", &self.pool)
             .finish()
     }
@@ -37,14 +31,14 @@ impl Options {
     /// Uses `source` instead of DNS (e.g. a [`crate::StaticPeerSource`] for tests and
     /// single-host clusters). Takes precedence over every DNS option.
     pub fn with_peer_source(mut self, source: impl PeerSource) -> Self {
-        self.peer_source = Some(Arc::new(source));
+        self.discovery.source = Some(Arc::new(source));
         self
     }
 
     /// Resolves the service at this DNS server only (UDP, TCP on truncation), without
     /// resolv.conf search domains: `service` must be a fully qualified name.
     pub fn with_nameserver(mut self, addr: SocketAddr) -> Self {
-        self.nameserver = Some(addr);
+        self.discovery.nameserver = Some(addr);
         self
     }
 
@@ -53,14 +47,14 @@ impl Options {
     /// A and AAAA, one attempt within the lookup timeout) are applied on top of `options`.
     /// [`Options::with_nameserver`] takes precedence.
     pub fn with_resolver_config(mut self, config: ResolverConfig, options: ResolverOpts) -> Self {
-        self.resolver = Some((config, options));
+        self.discovery.resolver = Some((config, options));
         self
     }
 
     /// This replica's port as it appears in peer records: 0 (the default) for DNS, where
     /// records carry no port; the listener's port for static sources where replicas share an IP.
     pub fn with_self_port(mut self, port: u16) -> Self {
-        self.self_port = port;
+        self.discovery.self_port = port;
         self
     }
 

@@ -4,10 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orca_cluster_core::{ChunkKey, ClusterConfig, Membership, Peer, Snapshot};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Snapshot};
 use orca_cluster_driver_common::{
-    Clock, CloseError, ClusterState, FillError, Runtime, StartError, StatsSnapshot, Subscription,
-    TlsReloader, run_membership, self_ips_or_env,
+    CloseError, ClusterState, FillError, MembershipStart, Runtime, StartError, StatsSnapshot,
+    Subscription, TlsReloader,
 };
 
 use crate::client::{FillBody, FillClient};
@@ -68,23 +69,14 @@ impl Cluster {
     /// [`Cluster::has_initial_snapshot`] is true (bootstrap failure).
     pub async fn start(config: ClusterConfig, options: Options) -> Result<Cluster, StartError> {
         let mut config = config;
-        config.self_pod_ip = self_ips_or_env(&config.self_pod_ip)?;
-        let mut membership = config.membership()?;
-        membership.self_port = options.self_port;
+        let start = MembershipStart::new(
+            &mut config,
+            &options.discovery,
+            TokioRuntimeProvider::default(),
+        )?;
         let tls = crate::tls::load_reloader(&config.internal_tls, options.http1)?;
-        let source = crate::dns::peer_source(&config, &options)?;
-
         let runtime = TokioRuntime::current();
-        let clock = Clock::new();
-        let machine = Membership::new(&membership, clock.now())?;
-        let state = ClusterState::new(machine.snapshot().clone());
-        runtime.spawn(run_membership(
-            runtime.clone(),
-            clock,
-            machine,
-            source,
-            state.clone(),
-        ));
+        let state = start.spawn(&runtime);
 
         let client = FillClient::for_cluster(&config, &options, tls.clone(), state.clone());
         runtime.spawn(evict_departed_peers(state.subscribe(), client.clone()));
@@ -96,7 +88,7 @@ impl Cluster {
                 client,
                 tls,
                 config,
-                self_port: options.self_port,
+                self_port: options.discovery.self_port,
             }),
         };
         let inner = &cluster.inner;

@@ -30,19 +30,7 @@ pub fn peer_source(
     config: &ClusterConfig,
     options: &Options,
 ) -> Result<Arc<dyn PeerSource>, StartError> {
-    if let Some(source) = &options.source {
-        return Ok(source.clone());
-    }
-    let provider = TokioRuntimeProvider::default();
-    let timeout = config.lookup_timeout;
-    let source = if let Some(addr) = options.nameserver {
-        TokioDnsPeerSource::with_nameserver(provider, addr, timeout)
-    } else if let Some((resolver, opts)) = &options.resolver {
-        TokioDnsPeerSource::with_config(provider, resolver.clone(), opts.clone(), timeout)
-    } else {
-        TokioDnsPeerSource::from_system_conf(provider, timeout)
-    };
-    source
-        .map(|s| Arc::new(s.with_ip_family(config.ip_family)) as Arc<dyn PeerSource>)
-        .map_err(StartError::Resolver)
+    options
+        .discovery
+        .peer_source(TokioRuntimeProvider::default(), config)
 }

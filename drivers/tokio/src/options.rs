@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hickory_resolver::config::{ResolverConfig, ResolverOpts};
-use orca_cluster_driver_common::PeerSource;
+use orca_cluster_driver_common::{Discovery, PeerSource};
 
 use crate::client::{ClientSettings, Transport};
 
@@ -15,10 +15,7 @@ use crate::client::{ClientSettings, Transport};
 /// (TLS mode).
 #[derive(Clone, Default)]
 pub struct Options {
-    pub(crate) source: Option<Arc<dyn PeerSource>>,
-    pub(crate) nameserver: Option<SocketAddr>,
-    pub(crate) resolver: Option<(ResolverConfig, ResolverOpts)>,
-    pub(crate) self_port: u16,
+    pub(crate) discovery: Discovery,
     pub(crate) http1: bool,
     pub(crate) transport: Option<Arc<dyn Transport>>,
     pub(crate) client: ClientSettings,
@@ -27,10 +24,7 @@ pub struct Options {
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
-            .field("custom_source", &self.source.is_some())
-            .field("nameserver", &self.nameserver)
-            .field("resolver", &self.resolver.as_ref().map(|(c, _)| c))
-            .field("self_port", &self.self_port)
+            .field("discovery", &self.discovery)
             .field("http1", &self.http1)
             .field("custom_transport", &self.transport.is_some())
             .field("client", &self.client)
@@ -42,14 +36,14 @@ impl Options {
     /// Takes peers from `source` instead of DNS (e.g. a [`crate::StaticPeerSource`], whose
     /// clones share one mutable list). Overrides the DNS options below.
     pub fn with_peer_source(mut self, source: impl PeerSource) -> Self {
-        self.source = Some(Arc::new(source));
+        self.discovery.source = Some(Arc::new(source));
         self
     }
 
     /// Resolves with hickory against this one nameserver (UDP with TCP fallback), with no
     /// search domains: the service name is looked up as given.
     pub fn with_nameserver(mut self, addr: SocketAddr) -> Self {
-        self.nameserver = Some(addr);
+        self.discovery.nameserver = Some(addr);
         self
     }
 
@@ -58,14 +52,14 @@ impl Options {
     /// no hosts file, the configured lookup timeout. Ignored if a nameserver or a peer source is
     /// set.
     pub fn with_resolver_config(mut self, config: ResolverConfig, options: ResolverOpts) -> Self {
-        self.resolver = Some((config, options));
+        self.discovery.resolver = Some((config, options));
         self
     }
 
     /// Self's port as it appears in peer records: 0 (the default) for DNS, where records carry
     /// no port; the listener's port for static sources where replicas share an IP.
     pub fn with_self_port(mut self, port: u16) -> Self {
-        self.self_port = port;
+        self.discovery.self_port = port;
         self
     }
 
