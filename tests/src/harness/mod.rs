@@ -138,7 +138,7 @@ pub trait Driver: 'static {
     ) -> Box<dyn ServingListener>;
 }
 
-/// The handle API both drivers share (`docs: notes/driver_api.md`), object-safe so that
+/// The handle API both drivers share, object-safe so that
 /// replicas of different drivers fit in one collection.
 pub trait ClusterHandle {
     /// The driver's name.
@@ -253,6 +253,89 @@ macro_rules! impl_cluster_handle {
     };
 }
 pub(crate) use impl_cluster_handle;
+
+/// Implements [`Driver`] (and [`ClusterHandle`], [`ServingListener`]) for a driver crate whose
+/// API is the shared one, and defines its `options(&Setup)`. Only running a future and sleeping
+/// differ between the drivers; they are given as blocks.
+macro_rules! impl_driver {
+    ($driver:ident, $krate:ident, $name:literal,
+        run($future:ident) $run:block,
+        sleep($duration:ident) $sleep:block $(,)?) => {
+        $crate::harness::impl_cluster_handle!($krate::Cluster, $name);
+
+        /// The driver's `Options` for `setup`.
+        pub fn options(setup: &$crate::harness::Setup) -> $krate::Options {
+            let mut options = $krate::Options::default()
+                .with_self_port(setup.self_port)
+                .with_http1(setup.http1);
+            if let Some(source) = &setup.source {
+                options = options.with_peer_source(source.clone());
+            }
+            if let Some(nameserver) = setup.nameserver {
+                options = options.with_nameserver(nameserver);
+            }
+            options
+        }
+
+        impl $crate::harness::Driver for $driver {
+            const NAME: &'static str = $name;
+            type Cluster = $krate::Cluster;
+            type Listener = $krate::FillListener;
+
+            fn run<F: ::std::future::Future>($future: F) -> F::Output $run
+
+            fn sleep(
+                $duration: ::std::time::Duration,
+            ) -> impl ::std::future::Future<Output = ()> $sleep
+
+            fn start(
+                config: ::orca_cluster_core::ClusterConfig,
+                setup: $crate::harness::Setup,
+            ) -> impl ::std::future::Future<
+                Output = Result<$krate::Cluster, ::orca_cluster_driver_common::StartError>,
+            > {
+                $krate::Cluster::start(config, options(&setup))
+            }
+
+            fn bind(
+                addr: ::std::net::SocketAddr,
+            ) -> impl ::std::future::Future<Output = ::std::io::Result<$krate::FillListener>> {
+                $krate::FillListener::bind(addr)
+            }
+
+            fn listener_addr(listener: &$krate::FillListener) -> ::std::net::SocketAddr {
+                listener.local_addr()
+            }
+
+            fn serve(
+                listener: $krate::FillListener,
+                cluster: &$krate::Cluster,
+                filler: impl ::orca_cluster_driver_common::Filler,
+                max_concurrent: usize,
+            ) -> Box<dyn $crate::harness::ServingListener> {
+                let settings = $krate::ListenerSettings {
+                    max_concurrent,
+                    ..$krate::ListenerSettings::default()
+                };
+                Box::new(listener.serve(cluster, filler, settings))
+            }
+        }
+
+        impl $crate::harness::ServingListener for $krate::ListenerHandle {
+            fn local_addr(&self) -> ::std::net::SocketAddr {
+                $krate::ListenerHandle::local_addr(self)
+            }
+
+            fn shutdown(
+                self: Box<Self>,
+                deadline: ::std::time::Duration,
+            ) -> $crate::harness::LocalBoxFuture<'static, ()> {
+                Box::pin($krate::ListenerHandle::shutdown(*self, deadline))
+            }
+        }
+    };
+}
+pub(crate) use impl_driver;
 
 /// A serving fill listener of either driver.
 pub trait ServingListener {
