@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
+pub mod bytes_filler;
 pub mod error;
 pub mod filler;
 pub mod limit;
@@ -33,6 +34,7 @@ pub mod task;
 pub mod tls;
 
 pub use body::{CheckedBody, CheckedFillerStream};
+pub use bytes_filler::BytesFiller;
 pub use error::{CloseError, FillError, StartError};
 pub use filler::{ChunkStream, FillRequest, Filler, FillerError};
 pub use limit::{ConcurrencyLimit, Permit};

@@ -10,8 +10,9 @@ mod measure;
 mod raw;
 mod setup;
 
-pub use filler::{BytesFiller, payload};
+pub use filler::payload;
 pub use measure::{Measurement, measure, table};
+pub use orca_cluster_driver_common::BytesFiller;
 pub use raw::RawTcpBench;
 pub use setup::FillBench;
 

@@ -10,9 +10,11 @@ use futures_lite::StreamExt;
 use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, TlsSettings};
 use orca_cluster_driver_common::{FillError, StaticPeerSource};
 
+use super::FRAME;
 use super::LOCALHOST;
-use super::filler::{BytesFiller, payload};
+use super::filler::payload;
 use crate::{Cluster, FillListener, ListenerHandle, ListenerSettings, Options};
+use orca_cluster_driver_common::BytesFiller;
 
 type FillFuture<'a> = Pin<Box<dyn Future<Output = Result<Duration, FillError>> + Send + 'a>>;
 
@@ -59,7 +61,7 @@ impl FillBench {
         };
         let server = Cluster::start(config(server_tls), options(server_addr.port())).await?;
         let client = Cluster::start(config(client_tls), options(client_addr.port())).await?;
-        let filler = BytesFiller::new(payload(fill_bytes));
+        let filler = BytesFiller::new(payload(fill_bytes), FRAME);
         let settings = ListenerSettings::default();
         let listener = listener.serve(&server, filler, settings);
         let chunk_size = fill_bytes as u64;

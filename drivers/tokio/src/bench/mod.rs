@@ -11,7 +11,6 @@
 //! numbers call these from a one-worker runtime too (two peers, one core each), as
 //! `benches/fill.rs` does.
 
-mod filler;
 mod pki;
 mod row;
 mod runtime;
@@ -27,7 +26,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-pub use filler::BytesFiller;
+pub use orca_cluster_driver_common::BytesFiller;
 pub use pki::write_mtls_files;
 pub use row::{FillBenchRow, Protocol};
 
