@@ -85,6 +85,13 @@ pub struct MembershipConfig {
     pub max_stale_refreshes: u32,
     /// Scoring function of the snapshots (default xxh3).
     pub scoring: Scoring,
+    /// Address family of the records that make up the peer set (default [`IpFamily::Any`]).
+    ///
+    /// Applied by the state machine to every answer, from DNS or a static/custom source:
+    /// records of another family are dropped, and an answer that had records but none of this
+    /// family is the failure [`crate::LookupFailure::NoRecords`]. A self IP of this family is
+    /// preferred as the IP of the self entry.
+    pub ip_family: IpFamily,
 }
 
 impl MembershipConfig {
@@ -98,6 +105,7 @@ impl MembershipConfig {
             lookup_timeout: DEFAULT_LOOKUP_TIMEOUT,
             max_stale_refreshes: DEFAULT_MAX_STALE_REFRESHES,
             scoring: Scoring::Xxh3,
+            ip_family: IpFamily::Any,
         }
     }
 
@@ -122,12 +130,14 @@ impl MembershipConfig {
 
 /// Which address family of the Service's records makes up the peer set.
 ///
+/// The membership state machine applies it to every answer ([`MembershipConfig::ip_family`]).
 /// On a dual-stack cluster the headless Service answers an A and an AAAA record for every pod;
 /// with [`IpFamily::Any`] each pod is then a peer under both IPs (replicas still agree, but each
 /// pod takes two shares of the chunks). Pick one family there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum IpFamily {
     /// A and AAAA records (default).
     #[default]
@@ -202,8 +212,9 @@ pub struct ClusterConfig {
     pub max_stale_refreshes: u32,
     /// Scoring function: `xxh3` (default) or `go-compat`.
     pub scoring: Scoring,
-    /// Address family of the DNS records that make up the peer set: `any` (default), `ipv4` or
-    /// `ipv6` (pick one on dual-stack clusters).
+    /// Address family of the records (DNS or a static/custom source) that make up the peer
+    /// set: `any` (default), `ipv4` or `ipv6` (pick one on dual-stack clusters). See
+    /// [`MembershipConfig::ip_family`].
     pub ip_family: IpFamily,
 }
 
@@ -233,8 +244,8 @@ impl ClusterConfig {
             .collect()
     }
 
-    /// The membership configuration for DNS discovery (self port 0, as DNS carries no ports).
-    /// Also validates the TLS section.
+    /// The membership configuration for DNS discovery (self port 0, as DNS carries no ports;
+    /// `ip_family` copied). Also validates the TLS section.
     pub fn membership(&self) -> Result<MembershipConfig, ConfigError> {
         if self.internal_tls.enabled {
             for (field, value) in [
@@ -255,6 +266,7 @@ impl ClusterConfig {
             lookup_timeout: self.lookup_timeout,
             max_stale_refreshes: self.max_stale_refreshes,
             scoring: self.scoring,
+            ip_family: self.ip_family,
         };
         config.validate()?;
         Ok(config)
@@ -294,6 +306,9 @@ mod tests {
         let m = c.membership().unwrap();
         assert_eq!(m.self_ips.len(), 2);
         assert_eq!(m.membership_refresh, Duration::from_secs(5));
+        assert_eq!(m.ip_family, IpFamily::Any);
+        c.ip_family = IpFamily::Ipv6;
+        assert_eq!(c.membership().unwrap().ip_family, IpFamily::Ipv6);
         c.internal_tls.enabled = true;
         assert_eq!(
             c.membership(),

@@ -13,8 +13,11 @@
 //! 3. The first lookup is requested at construction, later ones every `membership_refresh`
 //!    after the previous one was requested (never two at once). A lookup not answered by its
 //!    deadline (`lookup_timeout` after the request) is a [`LookupFailure::Timeout`].
-//! 4. An answer with records resets the failure streak, stamps and adds self, sorts and
-//!    de-duplicates; a new snapshot (next generation) is published only if the set changed.
+//! 4. Records not of the configured [`IpFamily`] are dropped from every answer (DNS or a
+//!    static/custom source). An answer that had records but none of the family is the failure
+//!    [`LookupFailure::NoRecords`] (rule 6). An answer with records left resets the failure
+//!    streak, stamps and adds self, sorts and de-duplicates; a new snapshot (next generation)
+//!    is published only if the set changed.
 //! 5. An answer with zero records (possible only from a static/custom source) publishes `[self]`.
 //! 6. A failure increments the streak. With a previous snapshot from discovery and a streak of
 //!    at most `max_stale_refreshes`, the snapshot is kept; otherwise `[self]` is published. A
@@ -32,7 +35,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
-use crate::config::{ConfigError, MembershipConfig};
+use crate::config::{ConfigError, IpFamily, MembershipConfig};
 use crate::peer::{Peer, PeerAddr, SelfIdentity};
 use crate::rendezvous::Scoring;
 use crate::snapshot::Snapshot;
@@ -69,7 +72,8 @@ pub enum LookupFailure {
     /// The name does not exist.
     NxDomain,
     /// The name exists but has no A/AAAA records (DNS only; a static source answers
-    /// [`LookupAnswer::Records`] with an empty list instead).
+    /// [`LookupAnswer::Records`] with an empty list instead). Also what the machine makes of an
+    /// answer whose records are all of another family than the configured [`IpFamily`].
     NoRecords,
     /// A socket or protocol error (including a truncated answer whose TCP retry failed).
     Io,
@@ -102,7 +106,8 @@ impl fmt::Display for LookupFailure {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum LookupAnswer {
-    /// The lookup succeeded with these addresses (any order, duplicates allowed).
+    /// The lookup succeeded with these addresses (any order, duplicates allowed, any family:
+    /// the machine drops those not of the configured [`IpFamily`]).
     Records(Vec<PeerAddr>),
     /// The lookup failed.
     Failed(LookupFailure),
@@ -171,6 +176,7 @@ pub enum MembershipEvent {
 pub struct Membership {
     service: String,
     me: SelfIdentity,
+    family: IpFamily,
     scoring: Scoring,
     refresh: Duration,
     lookup_timeout: Duration,
@@ -191,14 +197,22 @@ pub struct Membership {
 
 impl Membership {
     /// Validates `config` and starts the machine at `now`; the first lookup is queued at once.
+    ///
+    /// The self IPs of `config.ip_family` come first (in their configured order), so the self
+    /// entry added to a snapshot whose answer lacks self carries an IP of the peer set's family
+    /// when the replica has one.
     pub fn new(config: &MembershipConfig, now: Instant) -> Result<Membership, ConfigError> {
         config.validate()?;
-        let me = SelfIdentity::new(config.self_ips.iter().copied(), config.self_port)
-            .ok_or(ConfigError::NoSelfIp)?;
+        let family = config.ip_family;
+        let mut self_ips = config.self_ips.clone();
+        // Stable: the configured order is kept within each group.
+        self_ips.sort_by_key(|ip| !family.matches(*ip));
+        let me = SelfIdentity::new(self_ips, config.self_port).ok_or(ConfigError::NoSelfIp)?;
         let snapshot = Snapshot::only_self(&me, config.scoring, 0);
         let mut m = Membership {
             service: config.service.clone(),
             me,
+            family,
             scoring: config.scoring,
             refresh: config.membership_refresh,
             lookup_timeout: config.lookup_timeout,
@@ -239,6 +253,11 @@ impl Membership {
     /// The identity used to stamp self.
     pub fn self_identity(&self) -> &SelfIdentity {
         &self.me
+    }
+
+    /// The address family kept from answers (`MembershipConfig::ip_family`).
+    pub fn ip_family(&self) -> IpFamily {
+        self.family
     }
 
     /// The latest `now` the machine has seen.
@@ -298,11 +317,21 @@ impl Membership {
                     let next = Snapshot::only_self(&self.me, self.scoring, self.next_generation());
                     self.publish(next, ChangeReason::EmptyAnswer);
                 }
-                LookupAnswer::Records(addrs) => {
-                    self.streak = 0;
-                    self.from_discovery = true;
-                    let next = Snapshot::new(&self.me, addrs, self.scoring, self.next_generation());
-                    self.publish(next, ChangeReason::Discovery);
+                LookupAnswer::Records(mut addrs) => {
+                    let family = self.family;
+                    if family != IpFamily::Any {
+                        addrs.retain(|a| family.matches(a.ip));
+                    }
+                    if addrs.is_empty() {
+                        // Records, but none of the family: as if DNS had none (rule 4).
+                        self.on_failure(LookupFailure::NoRecords);
+                    } else {
+                        self.streak = 0;
+                        self.from_discovery = true;
+                        let generation = self.next_generation();
+                        let next = Snapshot::new(&self.me, addrs, self.scoring, generation);
+                        self.publish(next, ChangeReason::Discovery);
+                    }
                 }
                 LookupAnswer::Failed(failure) => self.on_failure(failure),
             }

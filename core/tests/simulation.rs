@@ -24,6 +24,9 @@ struct Totals {
     /// Seeds where the replicas disagreed when DNS became stable.
     diverged_at_stable: u64,
     go_compat_seeds: u64,
+    dual_stack_seeds: u64,
+    /// In-time answers holding only records of the family the replicas do not use.
+    other_family_answers: u64,
     inputs: u64,
 }
 
@@ -111,11 +114,14 @@ fn replicas_converge_after_dns_chaos() {
         t.inputs += w.inputs;
         t.diverged_at_stable += u64::from(diverged);
         t.go_compat_seeds += u64::from(w.params.scoring == Scoring::GoCompat);
+        t.dual_stack_seeds += u64::from(w.params.family == sim::Family::DualStack);
+        t.other_family_answers += w.other_family_answers;
     });
     let t = totals.into_inner().unwrap();
     println!(
         "{} seeds in {:?}: {} inputs, {} lookups, {} failures, {} stale answers, \
-         {} seeds diverged when DNS became stable, {} go-compat seeds",
+         {} seeds diverged when DNS became stable, {} go-compat seeds, {} dual-stack seeds \
+         ({} answers of the other family only)",
         t.seeds,
         started.elapsed(),
         t.inputs,
@@ -123,7 +129,9 @@ fn replicas_converge_after_dns_chaos() {
         t.failures,
         t.stale_answers,
         t.diverged_at_stable,
-        t.go_compat_seeds
+        t.go_compat_seeds,
+        t.dual_stack_seeds,
+        t.other_family_answers
     );
     // Over a full default run the model must really have produced chaos to converge from.
     if t.seeds >= 50 {
@@ -138,6 +146,11 @@ fn replicas_converge_after_dns_chaos() {
             "replicas never disagreed: the test is vacuous"
         );
         assert!(t.go_compat_seeds > 0);
+        assert!(t.dual_stack_seeds > 0, "no dual-stack cluster simulated");
+        assert!(
+            t.other_family_answers > 0,
+            "no answer of the other family only: the ip_family failure rule went untested"
+        );
     }
 }
 

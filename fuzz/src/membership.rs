@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use orca_cluster_core::{
-    ConfigError, Instant, LookupAnswer, LookupFailure, LookupId, LookupRequest, Membership,
-    MembershipConfig, MembershipEvent, PeerAddr, Scoring, Snapshot,
+    ConfigError, Instant, IpFamily, LookupAnswer, LookupFailure, LookupId, LookupRequest,
+    Membership, MembershipConfig, MembershipEvent, PeerAddr, Scoring, Snapshot,
 };
 
 #[derive(Arbitrary, Debug)]
@@ -84,6 +84,7 @@ struct Input {
     timeout: Dur,
     max_stale: u8,
     scoring: Scoring,
+    ip_family: IpFamily,
     start: Start,
     ops: Vec<Op>,
 }
@@ -96,6 +97,8 @@ struct Driver {
     taken: Vec<LookupRequest>,
     published: Option<Snapshot>,
     last_generation: u64,
+    /// The failure the next drain must report (set when answering the lookup in flight).
+    expect_failure: Option<LookupFailure>,
 }
 
 pub fn membership(data: &[u8]) {
@@ -114,6 +117,7 @@ pub fn membership(data: &[u8]) {
     config.lookup_timeout = input.timeout.get();
     config.max_stale_refreshes = u32::from(input.max_stale % 8);
     config.scoring = input.scoring;
+    config.ip_family = input.ip_family;
     let start = match input.start {
         Start::Zero => Instant::ZERO,
         Start::At(t) => t,
@@ -141,6 +145,17 @@ pub fn membership(data: &[u8]) {
     assert_eq!(m.snapshot().len(), 1);
     assert_eq!(m.snapshot().generation(), 0);
     assert_eq!(m.now(), start);
+    assert_eq!(m.ip_family(), config.ip_family);
+    // Self IPs of the family come first (the self entry uses one when there is one).
+    let ips = m.self_identity().ips();
+    let first_other = ips.iter().position(|ip| !config.ip_family.matches(*ip));
+    if let Some(k) = first_other {
+        assert!(
+            ips[k..].iter().all(|ip| !config.ip_family.matches(*ip)),
+            "self IPs {ips:?} not ordered by {:?}",
+            config.ip_family
+        );
+    }
 
     let mut d = Driver {
         m,
@@ -148,6 +163,7 @@ pub fn membership(data: &[u8]) {
         taken: Vec::new(),
         published: None,
         last_generation: 0,
+        expect_failure: None,
     };
     d.drain();
     for op in input.ops.into_iter().take(256) {
@@ -242,14 +258,30 @@ impl Driver {
         self.m.handle_lookup(at, id, answer.clone());
         let late = self.m.now() > deadline;
         let snap = self.m.snapshot();
+        let family = self.config.ip_family;
+        // Rule 4: records of another family are dropped; records but none of the family is
+        // a failure.
+        let usable =
+            |addrs: &[PeerAddr]| addrs.is_empty() || addrs.iter().any(|a| family.matches(a.ip));
         match answer {
-            LookupAnswer::Records(addrs) if !late => {
+            LookupAnswer::Records(addrs) if !late && usable(&addrs) => {
                 // Rules 4 and 5: streak reset; stamped, self added, sorted, de-duplicated.
                 assert_eq!(self.m.failure_streak(), 0);
-                let want = Snapshot::new(self.m.self_identity(), addrs, self.config.scoring, 0);
+                let kept = addrs.into_iter().filter(|a| family.matches(a.ip));
+                let want = Snapshot::new(self.m.self_identity(), kept, self.config.scoring, 0);
                 assert_eq!(snap.peers(), want.peers(), "snapshot after an answer");
+                assert!(
+                    snap.peers()
+                        .iter()
+                        .all(|p| p.is_self || family.matches(p.ip))
+                );
             }
-            _ => {
+            answer => {
+                self.expect_failure = Some(match answer {
+                    _ if late => LookupFailure::Timeout,
+                    LookupAnswer::Failed(f) => f,
+                    LookupAnswer::Records(_) => LookupFailure::NoRecords,
+                });
                 // Rule 6 (a late answer is a timeout): the streak grows; the snapshot is kept
                 // or falls back to [self].
                 assert_eq!(self.m.failure_streak(), streak.saturating_add(1));
@@ -312,13 +344,22 @@ impl Driver {
                     self.last_generation = snapshot.generation();
                     self.published = Some(snapshot);
                 }
-                MembershipEvent::LookupFailed { streak, .. } => {
+                MembershipEvent::LookupFailed {
+                    streak, failure, ..
+                } => {
                     // One input causes at most one failure, so the event's streak is current.
                     assert!(streak >= 1);
                     assert_eq!(streak, self.m.failure_streak());
+                    if let Some(want) = self.expect_failure.take() {
+                        assert_eq!(failure, want, "failure kind");
+                    }
                 }
             }
         }
+        assert_eq!(
+            self.expect_failure, None,
+            "an expected failure was not reported"
+        );
 
         // The snapshot: never empty, self present, stamped by identity, sorted, deduplicated.
         let snap = self.m.snapshot();

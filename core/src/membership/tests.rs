@@ -374,3 +374,131 @@ fn static_ports_stamp_self_by_ip_and_port() {
     assert_eq!(selfs, [4001]);
     assert_eq!(m.snapshot().len(), 3);
 }
+
+fn family_config(family: IpFamily, self_ips: &[&str]) -> MembershipConfig {
+    let mut c = config();
+    c.self_ips = self_ips.iter().map(|s| ip(s)).collect();
+    c.ip_family = family;
+    c
+}
+
+fn failures(evs: &[MembershipEvent]) -> Vec<(LookupFailure, u32, bool)> {
+    evs.iter()
+        .filter_map(|e| match e {
+            MembershipEvent::LookupFailed {
+                failure,
+                streak,
+                kept_stale,
+            } => Some((*failure, *streak, *kept_stale)),
+            MembershipEvent::SnapshotChanged { .. } => None,
+        })
+        .collect()
+}
+
+#[test]
+fn rule4_ip_family_drops_records_of_the_other_family() {
+    let dual = [ME, "10.0.0.2", "fd00::1", "fd00::2", "::ffff:10.0.0.3"];
+    let mut m = Membership::new(&family_config(IpFamily::Ipv4, &[ME, "fd00::1"]), at(0)).unwrap();
+    assert_eq!(m.ip_family(), IpFamily::Ipv4);
+    answer(&mut m, at(1), records(&dual));
+    assert_eq!(
+        peer_ips(&m),
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+        "AAAA records dropped, the IPv4-mapped one kept as IPv4"
+    );
+    let mut m = Membership::new(&family_config(IpFamily::Ipv6, &[ME, "fd00::1"]), at(0)).unwrap();
+    answer(&mut m, at(1), records(&dual));
+    assert_eq!(peer_ips(&m), ["fd00::1", "fd00::2"]);
+    assert_eq!(m.snapshot().self_peer().unwrap().ip, ip("fd00::1"));
+    // `Any` keeps every record: each dual-stack pod appears twice.
+    let mut m = Membership::new(&family_config(IpFamily::Any, &[ME, "fd00::1"]), at(0)).unwrap();
+    answer(&mut m, at(1), records(&dual));
+    assert_eq!(m.snapshot().len(), 5);
+    assert_eq!(m.snapshot().peers().iter().filter(|p| p.is_self).count(), 2);
+}
+
+#[test]
+fn rule4_ip_family_applies_to_static_answers_with_ports() {
+    let mut c = family_config(IpFamily::Ipv6, &["::1"]);
+    c.self_port = 4001;
+    let mut m = Membership::new(&c, at(0)).unwrap();
+    let addrs = vec![
+        PeerAddr {
+            ip: ip("::1"),
+            port: 4001,
+        },
+        PeerAddr {
+            ip: ip("127.0.0.1"),
+            port: 4002,
+        },
+        PeerAddr {
+            ip: ip("::1"),
+            port: 4003,
+        },
+    ];
+    answer(&mut m, at(1), LookupAnswer::Records(addrs));
+    let got: Vec<(IpAddr, u16, bool)> = m
+        .snapshot()
+        .peers()
+        .iter()
+        .map(|p| (p.ip, p.port, p.is_self))
+        .collect();
+    assert_eq!(
+        got,
+        [(ip("::1"), 4001, true), (ip("::1"), 4003, false)],
+        "the IPv4 entry of the static list is dropped"
+    );
+}
+
+#[test]
+fn rule4_records_of_no_wanted_family_are_a_no_records_failure() {
+    // Before any answer: a bootstrap failure, not an empty answer.
+    let mut m = Membership::new(&family_config(IpFamily::Ipv6, &[ME, "fd00::1"]), at(0)).unwrap();
+    answer(&mut m, at(1), records(&[ME, "10.0.0.2"]));
+    let evs = events(&mut m);
+    assert_eq!(failures(&evs), [(LookupFailure::NoRecords, 1, false)]);
+    assert!(evs.iter().any(|e| matches!(
+        e,
+        MembershipEvent::SnapshotChanged {
+            reason: ChangeReason::BootstrapFailure,
+            initial: true,
+            ..
+        }
+    )));
+    assert_eq!(peer_ips(&m), ["fd00::1"], "self under its IPv6 address");
+
+    // After a good answer: the stale set is kept, the streak grows, then it recovers.
+    refresh(&mut m, records(&["fd00::1", "fd00::2", ME]));
+    assert_eq!(peer_ips(&m), ["fd00::1", "fd00::2"]);
+    let _ = events(&mut m);
+    refresh(&mut m, records(&[ME, "10.0.0.2"]));
+    assert_eq!(
+        failures(&events(&mut m)),
+        [(LookupFailure::NoRecords, 1, true)]
+    );
+    assert_eq!(m.failure_streak(), 1);
+    assert_eq!(peer_ips(&m), ["fd00::1", "fd00::2"]);
+    refresh(&mut m, records(&["fd00::2", "10.0.0.2"]));
+    assert_eq!(m.failure_streak(), 0);
+    assert_eq!(peer_ips(&m), ["fd00::1", "fd00::2"]);
+
+    // An empty answer stays rule 5 (`[self]`), whatever the family.
+    refresh(&mut m, LookupAnswer::Records(vec![]));
+    assert_eq!(
+        changes(&mut m),
+        vec![(false, ChangeReason::EmptyAnswer, 0, 1, 3)]
+    );
+}
+
+#[test]
+fn self_ip_of_the_family_is_the_self_entry() {
+    // Configured IPv4 first, but the peer set is IPv6: the bootstrap and added self entry use
+    // the IPv6 address; without a self IP of the family the configured order stays.
+    let m = Membership::new(&family_config(IpFamily::Ipv6, &[ME, "fd00::1"]), at(0)).unwrap();
+    assert_eq!(m.self_identity().ips(), &[ip("fd00::1"), ip(ME)]);
+    assert_eq!(peer_ips(&m), ["fd00::1"]);
+    let m = Membership::new(&family_config(IpFamily::Any, &[ME, "fd00::1"]), at(0)).unwrap();
+    assert_eq!(peer_ips(&m), [ME]);
+    let m = Membership::new(&family_config(IpFamily::Ipv6, &[ME, "10.0.0.9"]), at(0)).unwrap();
+    assert_eq!(m.self_identity().ips(), &[ip(ME), ip("10.0.0.9")]);
+}

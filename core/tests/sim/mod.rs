@@ -11,8 +11,11 @@
 //! timeout at the deadline, SERVFAIL / REFUSED / NXDOMAIN / no records / IO errors), slow answers
 //! with random latency (some past the lookup deadline, arriving as stale answers), partial and
 //! empty answers, duplicated, shuffled and IPv4-mapped records, and DNS changes that lag pods
-//! joining and leaving. After the chaos phase DNS holds exactly the live pods and answers every
-//! lookup correctly within its deadline.
+//! joining and leaving. On a dual-stack cluster every pod has an IPv4 and an IPv6 address, DNS
+//! answers both record types, the replicas pick one family (`ip_family`), and some answers
+//! carry only records of the other family (which the machine must count as "no records").
+//! After the chaos phase DNS holds exactly the live pods and answers every lookup correctly
+//! within its deadline.
 
 #![allow(dead_code)] // each test binary uses a different part of the support code
 
@@ -24,8 +27,8 @@ use std::time::Duration;
 
 use orca_cluster_core::peer::canonical_ip;
 use orca_cluster_core::{
-    ChunkKey, Instant, LookupAnswer, LookupFailure, LookupId, Membership, MembershipConfig,
-    MembershipEvent, PeerAddr, Scoring, Snapshot,
+    ChunkKey, Instant, IpFamily, LookupAnswer, LookupFailure, LookupId, Membership,
+    MembershipConfig, MembershipEvent, PeerAddr, Scoring, Snapshot,
 };
 
 pub use rng::Rng;
@@ -38,6 +41,33 @@ pub enum Family {
     /// IPv4 pods; DNS sometimes returns records (and replicas sometimes configure their own IP)
     /// as IPv4-mapped IPv6.
     V4Mapped,
+    /// Every pod has an IPv4 and an IPv6 address (see [`partner`]) and configures both; DNS
+    /// answers A and AAAA records; the peer set is made of the family `Params::ip_family`.
+    DualStack,
+}
+
+/// The other address of a dual-stack pod: `10.244.a.b` <-> `fd00:10:244::ab` (the forms
+/// [`World`] gives IPv4 and IPv6 pods).
+pub fn partner(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [_, _, a, b] = v4.octets();
+            IpAddr::V6(Ipv6Addr::new(
+                0xfd00,
+                0x10,
+                0x244,
+                0,
+                0,
+                0,
+                0,
+                u16::from_be_bytes([a, b]),
+            ))
+        }
+        IpAddr::V6(v6) => {
+            let [a, b] = v6.segments()[7].to_be_bytes();
+            IpAddr::V4(Ipv4Addr::new(10, 244, a, b))
+        }
+    }
 }
 
 /// Parameters of one simulated run, drawn from the seed.
@@ -48,6 +78,9 @@ pub struct Params {
     pub max_stale: u32,
     pub scoring: Scoring,
     pub family: Family,
+    /// The replicas' `ip_family`: one of the two on a dual-stack cluster, else `Any` or the
+    /// cluster's family (a filter that must drop nothing).
+    pub ip_family: IpFamily,
     pub initial_pods: usize,
     pub min_pods: usize,
     pub max_pods: usize,
@@ -68,16 +101,24 @@ impl Params {
             rng.range(refresh.as_millis() as u64, 2 * refresh.as_millis() as u64)
         };
         let initial_pods = rng.range(5, 9) as usize;
+        let scoring = if rng.chance(250) {
+            Scoring::GoCompat
+        } else {
+            Scoring::Xxh3
+        };
+        let family = *rng.pick(&[Family::V4, Family::V6, Family::V4Mapped, Family::DualStack]);
+        let ip_family = match family {
+            Family::DualStack => *rng.pick(&[IpFamily::Ipv4, IpFamily::Ipv6]),
+            Family::V4 | Family::V4Mapped => *rng.pick(&[IpFamily::Any, IpFamily::Ipv4]),
+            Family::V6 => *rng.pick(&[IpFamily::Any, IpFamily::Ipv6]),
+        };
         Params {
             refresh,
             lookup_timeout: Duration::from_millis(timeout_ms),
             max_stale: rng.range(0, 6) as u32,
-            scoring: if rng.chance(250) {
-                Scoring::GoCompat
-            } else {
-                Scoring::Xxh3
-            },
-            family: *rng.pick(&[Family::V4, Family::V6, Family::V4Mapped]),
+            scoring,
+            family,
+            ip_family,
             initial_pods,
             min_pods: 5,
             max_pods: 12,
@@ -103,6 +144,8 @@ struct Flakiness {
     slow: u64,
     partial: u64,
     empty: u64,
+    /// Records of the other family only (dual-stack clusters; else a normal answer).
+    other_family: u64,
 }
 
 impl Flakiness {
@@ -116,6 +159,7 @@ impl Flakiness {
             slow: rng.range(0, 80) * scale,
             partial: rng.range(0, 60),
             empty: rng.range(0, 10),
+            other_family: rng.range(0, 60),
         }
     }
 }
@@ -179,6 +223,10 @@ pub struct World {
     pub lookups: u64,
     pub failures: u64,
     pub stale_answers: u64,
+    /// In-time answers with records of the other family only (each must be a failure).
+    pub other_family_answers: u64,
+    /// The failures seen by the latest drain.
+    drained_failures: Vec<LookupFailure>,
 }
 
 impl World {
@@ -205,6 +253,8 @@ impl World {
             lookups: 0,
             failures: 0,
             stale_answers: 0,
+            other_family_answers: 0,
+            drained_failures: Vec::new(),
         };
         w.budget_limit = 16 * w.params.max_pods + 64;
         for _ in 0..w.params.initial_pods {
@@ -269,25 +319,28 @@ impl World {
         }
         let n = self.next_host;
         self.next_host += 1;
-        match self.params.family {
-            Family::V4 | Family::V4Mapped => {
-                IpAddr::V4(Ipv4Addr::new(10, 244, (n >> 8) as u8, n as u8))
-            }
-            Family::V6 => IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0x244, 0, 0, 0, 0, n as u16)),
+        let v4 = IpAddr::V4(Ipv4Addr::new(10, 244, (n >> 8) as u8, n as u8));
+        match (self.params.family, self.params.ip_family) {
+            (Family::V6, _) | (Family::DualStack, IpFamily::Ipv6) => partner(v4),
+            _ => v4,
         }
     }
 
-    /// Starts a pod (its DNS record is the caller's business) and returns its IP.
+    /// Starts a pod (its DNS records are the caller's business) and returns its IP of the
+    /// peer set's family.
     fn start_pod(&mut self) -> IpAddr {
         let ip = self.host_ip();
-        let configured = match (self.params.family, ip) {
+        let mut configured = match (self.params.family, ip) {
             (Family::V4Mapped, IpAddr::V4(v4)) if self.rng.chance(500) => {
-                IpAddr::V6(v4.to_ipv6_mapped())
+                vec![IpAddr::V6(v4.to_ipv6_mapped())]
             }
-            _ => ip,
+            // Both addresses, in either order: the machine must stamp self by the family's.
+            (Family::DualStack, _) => vec![ip, partner(ip)],
+            _ => vec![ip],
         };
-        let mut config =
-            MembershipConfig::new("orca-peers.default.svc.cluster.local", [configured]);
+        self.rng.shuffle(&mut configured);
+        let mut config = MembershipConfig::new("orca-peers.default.svc.cluster.local", configured);
+        config.ip_family = self.params.ip_family;
         config.membership_refresh = self.params.refresh;
         config.lookup_timeout = self.params.lookup_timeout;
         config.max_stale_refreshes = self.params.max_stale;
@@ -380,6 +433,9 @@ impl World {
                 if w.rng.chance(50) {
                     out.push(PeerAddr::from_ip(ip)); // a duplicate record
                 }
+                if w.params.family == Family::DualStack {
+                    out.push(PeerAddr::from_ip(partner(ip))); // the other record type
+                }
             }
             w.rng.shuffle(&mut out);
             LookupAnswer::Records(out)
@@ -439,6 +495,17 @@ impl World {
             // Only a static/custom source does this; the machine must still cope.
             return Some((within(self), LookupAnswer::Records(Vec::new())));
         }
+        t -= f.empty;
+        if t < f.other_family && self.params.family == Family::DualStack && !all.is_empty() {
+            // Only the records of the family the replicas do not use (e.g. the A query failed
+            // and the AAAA one answered): no usable record.
+            let mut out: Vec<PeerAddr> = all
+                .iter()
+                .map(|ip| PeerAddr::from_ip(partner(*ip)))
+                .collect();
+            self.rng.shuffle(&mut out);
+            return Some((within(self), LookupAnswer::Records(out)));
+        }
         let answer = ok_or_norecords(self, all);
         Some((within(self), answer))
     }
@@ -448,6 +515,7 @@ impl World {
     /// Drains replica `i` after an input and checks every per-drain invariant.
     fn drain(&mut self, i: usize) {
         let now = self.now;
+        self.drained_failures.clear();
         let mut lookups = 0;
         while let Some(req) = self.replicas[i].machine.poll_lookup() {
             lookups += 1;
@@ -519,8 +587,11 @@ impl World {
                     r.published = Some(snapshot);
                     r.changes += 1;
                 }
-                MembershipEvent::LookupFailed { streak, .. } => {
+                MembershipEvent::LookupFailed {
+                    streak, failure, ..
+                } => {
                     self.failures += 1;
+                    self.drained_failures.push(failure);
                     self.check(streak >= 1, || "failure with streak 0".into());
                 }
             }
@@ -565,6 +636,10 @@ impl World {
         );
         self.check(snap.peers().windows(2).all(|w| w[0] < w[1]), || {
             format!("snapshot not sorted/deduplicated: {:?}", snap.peers())
+        });
+        let family = self.params.ip_family;
+        self.check(snap.peers().iter().all(|p| family.matches(p.ip)), || {
+            format!("a peer not of {family:?}: {:?}", snap.peers())
         });
         self.check(snap.generation() >= r.last_generation, || {
             format!(
@@ -623,15 +698,30 @@ impl World {
                     self.fail("answer for an unknown replica");
                 };
                 self.spend();
-                let in_flight = self.replicas[i].machine.in_flight().map(|(id, _)| id);
-                if in_flight != Some(id) {
+                let in_flight = self.replicas[i].machine.in_flight();
+                if in_flight.map(|(id, _)| id) != Some(id) {
                     self.stale_answers += 1;
                 }
+                // An in-time answer whose records are all of the other family: "no records".
+                let family = self.params.ip_family;
+                let other_family = in_flight
+                    .is_some_and(|(current, deadline)| current == id && self.now <= deadline)
+                    && matches!(&answer, LookupAnswer::Records(addrs)
+                        if !addrs.is_empty() && addrs.iter().all(|a| !family.matches(a.ip)));
                 let before = self.replicas[i].machine.snapshot().clone();
                 let changes_before = self.replicas[i].changes;
                 let now = self.now;
                 self.replicas[i].machine.handle_lookup(now, id, answer);
                 self.drain(i);
+                if other_family {
+                    self.other_family_answers += 1;
+                    self.check(self.drained_failures == [LookupFailure::NoRecords], || {
+                        format!(
+                            "records of the other family only gave {:?}, not a no-records failure",
+                            self.drained_failures
+                        )
+                    });
+                }
                 if !self.replicas[i].alive {
                     let r = &self.replicas[i];
                     self.check(

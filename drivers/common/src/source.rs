@@ -16,7 +16,7 @@ use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, R
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::{ConnectionProvider, Resolver};
-use orca_cluster_core::{IpFamily, LookupAnswer, LookupFailure, PeerAddr};
+use orca_cluster_core::{LookupAnswer, LookupFailure, PeerAddr};
 
 /// A source of peer addresses. The membership task calls [`PeerSource::lookup`] once per refresh
 /// and abandons (drops) the future at the lookup deadline.
@@ -72,9 +72,10 @@ impl PeerSource for StaticPeerSource {
 
 /// Resolves the headless Service with hickory. Every lookup asks the server again: the answer
 /// cache is disabled, so a pod that leaves disappears at the next refresh, not after a TTL.
+///
+/// It answers every A and AAAA record; the core keeps those of the configured `ip_family`.
 pub struct DnsPeerSource<P: ConnectionProvider> {
     resolver: Arc<Resolver<P>>,
-    family: IpFamily,
 }
 
 impl<P: ConnectionProvider> std::fmt::Debug for DnsPeerSource<P> {
@@ -99,13 +100,6 @@ pub fn membership_options(mut options: ResolverOpts, lookup_timeout: Duration) -
 }
 
 impl<P: ConnectionProvider> DnsPeerSource<P> {
-    /// Keeps only the records of `family` (default [`IpFamily::Any`]: A and AAAA). An answer
-    /// with no record of that family is a [`LookupFailure::NoRecords`] failure.
-    pub fn with_ip_family(mut self, family: IpFamily) -> Self {
-        self.family = family;
-        self
-    }
-
     /// Uses the system configuration (`/etc/resolv.conf`: nameservers, search domains, ndots).
     pub fn from_system_conf(provider: P, lookup_timeout: Duration) -> Result<Self, String> {
         let mut builder = Resolver::builder(provider).map_err(|e| e.to_string())?;
@@ -114,7 +108,6 @@ impl<P: ConnectionProvider> DnsPeerSource<P> {
         let resolver = builder.build().map_err(|e| e.to_string())?;
         Ok(DnsPeerSource {
             resolver: Arc::new(resolver),
-            family: IpFamily::Any,
         })
     }
 
@@ -149,7 +142,6 @@ impl<P: ConnectionProvider> DnsPeerSource<P> {
             .map_err(|e| e.to_string())?;
         Ok(DnsPeerSource {
             resolver: Arc::new(resolver),
-            family: IpFamily::Any,
         })
     }
 }
@@ -176,16 +168,11 @@ pub fn classify_dns_error(error: &NetError) -> LookupFailure {
 impl<P: ConnectionProvider> PeerSource for DnsPeerSource<P> {
     fn lookup(&self, name: &str) -> Pin<Box<dyn Future<Output = LookupAnswer> + Send + 'static>> {
         let resolver = self.resolver.clone();
-        let family = self.family;
         let name = name.to_owned();
         Box::pin(async move {
             match resolver.lookup_ip(name.as_str()).await {
                 Ok(ips) => {
-                    let records: Vec<PeerAddr> = ips
-                        .iter()
-                        .filter(|ip| family.matches(*ip))
-                        .map(PeerAddr::from_ip)
-                        .collect();
+                    let records: Vec<PeerAddr> = ips.iter().map(PeerAddr::from_ip).collect();
                     if records.is_empty() {
                         LookupAnswer::Failed(LookupFailure::NoRecords)
                     } else {

@@ -49,8 +49,8 @@ impl fmt::Debug for Discovery {
 impl Discovery {
     /// The peer source for `config`: the custom source if set, else DNS at the nameserver, else
     /// DNS with the explicit resolver configuration, else DNS from `/etc/resolv.conf`. DNS
-    /// lookups time out after `config.lookup_timeout` and keep the records of
-    /// `config.ip_family`. `provider` is the driver's hickory runtime.
+    /// lookups time out after `config.lookup_timeout` and answer every A and AAAA record (the
+    /// core keeps those of `config.ip_family`). `provider` is the driver's hickory runtime.
     pub fn peer_source<P: ConnectionProvider>(
         &self,
         provider: P,
@@ -67,10 +67,7 @@ impl Discovery {
         } else {
             DnsPeerSource::from_system_conf(provider, timeout)
         };
-        let source = source
-            .map_err(StartError::Resolver)?
-            .with_ip_family(config.ip_family);
-        Ok(Arc::new(source))
+        Ok(Arc::new(source.map_err(StartError::Resolver)?))
     }
 }
 
