@@ -1,0 +1,1031 @@
+//! Deterministic simulation of fills across replicas while membership changes.
+//!
+//! Several replicas, each with its own [`Membership`] driven by a virtual clock over a shared
+//! model of cluster DNS, send fill requests to each other while pods join and leave. For a
+//! random chunk, the requesting replica picks the coordinator in its own snapshot; if that is
+//! itself it fills locally, otherwise it builds a [`FillDescriptor`] and the request is
+//! delivered (after a small network delay) to the live replica with that address, which
+//! decodes it and runs [`admit`] against its own current snapshot. The client side judges the
+//! answer with [`classify_response`] and falls back to a local fill on a 409 or when nobody
+//! listens at the address.
+//!
+//! Invariants checked on every request:
+//! - the descriptor's query decodes to the same key and object size, and its `expected_len`
+//!   equals [`ChunkKey::expected_len`] and an independent computation;
+//! - the receiver answers 409 exactly when its snapshot and the requester's (as of sending)
+//!   disagree about the coordinator of the chunk, and then the two snapshots differ; it admits
+//!   exactly when they agree, with the requested chunk and length;
+//! - a 409 is classified as "not the coordinator" and followed by a local fill (a fallback).
+//!
+//! Once DNS is stable and every replica has refreshed, all replicas hold exactly the live pods,
+//! agree on every coordinator, and every request is admitted: no 409, no fallback.
+//!
+//! `ORCA_SIM_SEED=<n>` replays one seed; `ORCA_SIM_SEEDS=<n>` runs seeds `0..n` (default 300).
+//! Every failure names its seed and the replay command.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use orca_cluster_core::admission::{
+    Admitted, FillRequestHead, NOT_COORDINATOR_BODY, Rejection, admit,
+};
+use orca_cluster_core::fill::{
+    DescriptorError, FillCheckError, FillDescriptor, ResponseVerdict, Scheme, classify_response,
+};
+use orca_cluster_core::wire::{FILL_PATH, FillQuery, INTERNAL_HEADER, decode_query};
+use orca_cluster_core::{
+    ChunkError, ChunkKey, Instant, LookupAnswer, LookupFailure, LookupId, Membership,
+    MembershipConfig, MembershipEvent, PeerAddr, Scoring, Snapshot,
+};
+
+const SERVICE: &str = "orca-peers.default.svc.cluster.local";
+/// Every pod's fill listener port (DNS records carry no port).
+const LISTEN_PORT: u16 = 8444;
+const DEFAULT_SEEDS: u64 = 300;
+
+// ---- a tiny deterministic PRNG (SplitMix64) ----
+
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        // Mixed so that seeds 0, 1, 2, ... do not start on related states.
+        let mut r = Rng(seed ^ 0x243f_6a88_85a3_08d3);
+        r.next_u64();
+        r
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (0 when `n == 0`); the modulo bias is irrelevant here.
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// True with probability `per_mille / 1000`.
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+/// `ORCA_SIM_SEED=<n>` replays one seed; otherwise `0..ORCA_SIM_SEEDS` (default `default_count`).
+fn seeds(default_count: u64) -> Vec<u64> {
+    if let Ok(one) = std::env::var("ORCA_SIM_SEED") {
+        let seed = one
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("ORCA_SIM_SEED={one:?}: {e}"));
+        return vec![seed];
+    }
+    let count = match std::env::var("ORCA_SIM_SEEDS") {
+        Ok(n) => n
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("ORCA_SIM_SEEDS={n:?}: {e}")),
+        Err(_) => default_count,
+    };
+    (0..count).collect()
+}
+
+// ---- parameters ----
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+    /// IPv4 pods; DNS sometimes answers (and replicas sometimes configure their own IP) in the
+    /// IPv4-mapped IPv6 form.
+    V4Mapped,
+}
+
+#[derive(Clone, Debug)]
+struct Params {
+    refresh: Duration,
+    /// Always below `refresh` here, so the convergence bound is `refresh + lookup_timeout`.
+    lookup_timeout: Duration,
+    max_stale: u32,
+    scoring: Scoring,
+    family: Family,
+    initial_pods: usize,
+    min_pods: usize,
+    max_pods: usize,
+    /// Length of the churn phase.
+    chaos: Duration,
+    /// Mean time between pod joins and leaves.
+    churn_every: Duration,
+    /// Per mille of lookups during churn that fail, that get no answer, that answer a subset.
+    fail: u64,
+    drop: u64,
+    partial: u64,
+    /// Mean time between fill requests (all replicas together).
+    request_every: Duration,
+    /// Upper bound of the one-way network delay of a fill request.
+    max_delay: Duration,
+}
+
+impl Params {
+    fn from_seed(rng: &mut Rng) -> Params {
+        let refresh = rng.range(300, 5_000);
+        let scoring = if rng.chance(100) {
+            Scoring::GoCompat
+        } else {
+            Scoring::Xxh3
+        };
+        let chaos = rng.range(5_000, 40_000);
+        // About 200 requests in the churn phase (fewer with go-compat: a SHA-256 per peer per
+        // lookup is slow in debug builds).
+        let requests = if scoring == Scoring::GoCompat {
+            50
+        } else {
+            200
+        };
+        Params {
+            refresh: Duration::from_millis(refresh),
+            lookup_timeout: Duration::from_millis(rng.range(20, refresh - 1)),
+            max_stale: rng.range(0, 4) as u32,
+            scoring,
+            family: *rng.pick(&[Family::V4, Family::V6, Family::V4Mapped]),
+            initial_pods: rng.range(2, 8) as usize,
+            min_pods: 2,
+            max_pods: 10,
+            chaos: Duration::from_millis(chaos),
+            churn_every: Duration::from_millis(rng.range(1_000, 8_000)),
+            fail: rng.range(0, 60),
+            drop: rng.range(0, 30),
+            partial: rng.range(0, 60),
+            request_every: Duration::from_millis((chaos / requests).max(1)),
+            max_delay: Duration::from_millis(rng.range(0, 50)),
+        }
+    }
+
+    /// After DNS becomes stable: the lookup in flight then was requested at most `refresh`
+    /// earlier, so the next one is requested within `refresh` and answered (correctly) within
+    /// `lookup_timeout`.
+    fn convergence_bound(&self) -> Duration {
+        self.refresh + self.lookup_timeout + Duration::from_millis(1)
+    }
+}
+
+// ---- the world ----
+
+struct Pod {
+    /// Canonical IP (IPv4 for IPv4-mapped).
+    ip: IpAddr,
+    machine: Membership,
+    alive: bool,
+    wake: Option<Instant>,
+}
+
+/// A fill request on the wire.
+#[derive(Debug)]
+struct InFlight {
+    from: usize,
+    key: ChunkKey,
+    object_size: u64,
+    descriptor: FillDescriptor,
+    /// The coordinator in the requester's snapshot when it sent the request.
+    coordinator: (IpAddr, u16),
+    requester_snapshot: Snapshot,
+    /// Sent after convergence.
+    after_convergence: bool,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Answer {
+        pod: usize,
+        id: LookupId,
+        answer: LookupAnswer,
+    },
+    DnsAdd(IpAddr),
+    DnsRemove(IpAddr),
+    Churn,
+    Stabilize,
+    Request,
+    Deliver(Box<InFlight>),
+}
+
+enum Due {
+    Event(Ev),
+    Wake(usize),
+}
+
+/// What happened to the fill requests of one run (or of all runs).
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    requests: u64,
+    /// The requester coordinates the chunk in its own snapshot.
+    local: u64,
+    /// Sent to another replica.
+    remote: u64,
+    admitted: u64,
+    conflicts_during_churn: u64,
+    conflicts_after_convergence: u64,
+    /// Nobody listened at the coordinator's address (the pod had left).
+    unreachable: u64,
+    /// Local fills after a 409 or an unreachable coordinator.
+    fallbacks: u64,
+    fallbacks_after_convergence: u64,
+    /// Chunks past the end of the object: no descriptor.
+    empty_chunks: u64,
+    requests_after_convergence: u64,
+    snapshot_changes: u64,
+    snapshot_changes_after_convergence: u64,
+    lookup_failures: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.requests += o.requests;
+        self.local += o.local;
+        self.remote += o.remote;
+        self.admitted += o.admitted;
+        self.conflicts_during_churn += o.conflicts_during_churn;
+        self.conflicts_after_convergence += o.conflicts_after_convergence;
+        self.unreachable += o.unreachable;
+        self.fallbacks += o.fallbacks;
+        self.fallbacks_after_convergence += o.fallbacks_after_convergence;
+        self.empty_chunks += o.empty_chunks;
+        self.requests_after_convergence += o.requests_after_convergence;
+        self.snapshot_changes += o.snapshot_changes;
+        self.snapshot_changes_after_convergence += o.snapshot_changes_after_convergence;
+        self.lookup_failures += o.lookup_failures;
+    }
+}
+
+struct World {
+    seed: u64,
+    params: Params,
+    rng: Rng,
+    now: Instant,
+    pods: Vec<Pod>,
+    /// The A/AAAA records of the headless Service (as DNS holds them).
+    dns: BTreeSet<IpAddr>,
+    stable: bool,
+    /// When DNS becomes stable (the end of churn).
+    stable_at: Instant,
+    converged: bool,
+    requests_until: Instant,
+    queue: BTreeMap<(Instant, u64), Ev>,
+    seq: u64,
+    next_host: u32,
+    counts: Counts,
+}
+
+impl World {
+    fn new(seed: u64) -> World {
+        let mut rng = Rng::new(seed);
+        let params = Params::from_seed(&mut rng);
+        let mut w = World {
+            seed,
+            params,
+            rng,
+            now: Instant::from_millis(1_000),
+            pods: Vec::new(),
+            dns: BTreeSet::new(),
+            stable: false,
+            stable_at: Instant::ZERO,
+            converged: false,
+            requests_until: Instant::ZERO,
+            queue: BTreeMap::new(),
+            seq: 0,
+            next_host: 1,
+            counts: Counts::default(),
+        };
+        for _ in 0..w.params.initial_pods {
+            let ip = w.start_pod();
+            if w.rng.chance(700) {
+                w.dns.insert(ip);
+            } else {
+                let lag = w.ms(0, 1_000);
+                w.schedule(lag, Ev::DnsAdd(ip));
+            }
+        }
+        let chaos = w.params.chaos;
+        w.stable_at = w.now + chaos;
+        w.schedule(chaos, Ev::Stabilize);
+        let first = w.churn_delay();
+        w.schedule(first, Ev::Churn);
+        w
+    }
+
+    #[track_caller]
+    fn fail(&self, what: impl std::fmt::Display) -> ! {
+        panic!(
+            "seed {}: at {:?}: {what}\n  params: {:?}\n  replay: ORCA_SIM_SEED={} cargo test -p orca-cluster-core --test fill_simulation",
+            self.seed, self.now, self.params, self.seed
+        )
+    }
+
+    #[track_caller]
+    fn check(&self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.fail(what());
+        }
+    }
+
+    fn ms(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(self.rng.range(lo, hi))
+    }
+
+    fn churn_delay(&mut self) -> Duration {
+        let mean = self.params.churn_every.as_millis() as u64;
+        self.ms(mean / 4, mean * 2)
+    }
+
+    fn request_delay(&mut self) -> Duration {
+        let mean = self.params.request_every.as_millis() as u64;
+        self.ms(0, 2 * mean)
+    }
+
+    fn schedule(&mut self, after: Duration, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((self.now + after, self.seq), ev);
+    }
+
+    fn live_ips(&self) -> BTreeSet<IpAddr> {
+        self.pods.iter().filter(|p| p.alive).map(|p| p.ip).collect()
+    }
+
+    fn live(&self) -> Vec<usize> {
+        (0..self.pods.len())
+            .filter(|&i| self.pods[i].alive)
+            .collect()
+    }
+
+    fn host_ip(&mut self) -> IpAddr {
+        // Sometimes reuse the address of a pod that left (Kubernetes recycles pod IPs).
+        let live = self.live_ips();
+        let dead: Vec<IpAddr> = self
+            .pods
+            .iter()
+            .filter(|p| !p.alive && !live.contains(&p.ip))
+            .map(|p| p.ip)
+            .collect();
+        if !dead.is_empty() && self.rng.chance(200) {
+            return *self.rng.pick(&dead);
+        }
+        let n = self.next_host;
+        self.next_host += 1;
+        match self.params.family {
+            Family::V4 | Family::V4Mapped => {
+                IpAddr::V4(Ipv4Addr::new(10, 244, (n >> 8) as u8, n as u8))
+            }
+            Family::V6 => IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0x244, 0, 0, 0, 0, n as u16)),
+        }
+    }
+
+    /// Starts a pod (its DNS record is the caller's business) and returns its IP.
+    fn start_pod(&mut self) -> IpAddr {
+        let ip = self.host_ip();
+        let configured = match (self.params.family, ip) {
+            (Family::V4Mapped, IpAddr::V4(v4)) if self.rng.chance(500) => {
+                IpAddr::V6(v4.to_ipv6_mapped())
+            }
+            _ => ip,
+        };
+        let mut config = MembershipConfig::new(SERVICE, [configured]);
+        config.membership_refresh = self.params.refresh;
+        config.lookup_timeout = self.params.lookup_timeout;
+        config.max_stale_refreshes = self.params.max_stale;
+        config.scoring = self.params.scoring;
+        let machine = Membership::new(&config, self.now)
+            .unwrap_or_else(|e| self.fail(format!("valid config rejected: {e}")));
+        self.pods.push(Pod {
+            ip,
+            machine,
+            alive: true,
+            wake: None,
+        });
+        let i = self.pods.len() - 1;
+        // Construction queued the first lookup: drain like after any input.
+        self.drain(i);
+        ip
+    }
+
+    /// The DNS answer to a lookup requested now, and when it arrives (`None`: never).
+    fn dns_answer(&mut self) -> Option<(Duration, LookupAnswer)> {
+        // Strictly before the deadline: an answer at the deadline races the timeout.
+        let timeout = self.params.lookup_timeout.as_millis() as u64;
+        let latency = self.ms(1, timeout - 1);
+        let mut records: Vec<IpAddr> = self.dns.iter().copied().collect();
+        if !self.stable {
+            if self.rng.chance(self.params.drop) {
+                return None;
+            }
+            if self.rng.chance(self.params.fail) {
+                let kind = *self.rng.pick(&[
+                    LookupFailure::ServFail,
+                    LookupFailure::Refused,
+                    LookupFailure::NxDomain,
+                    LookupFailure::Io,
+                ]);
+                return Some((latency, LookupAnswer::Failed(kind)));
+            }
+            if self.rng.chance(self.params.partial) {
+                records.retain(|_| self.rng.chance(600));
+            }
+        }
+        if records.is_empty() {
+            return Some((latency, LookupAnswer::Failed(LookupFailure::NoRecords)));
+        }
+        let mut addrs: Vec<PeerAddr> = records
+            .into_iter()
+            .map(|ip| match ip {
+                IpAddr::V4(v4)
+                    if self.params.family == Family::V4Mapped && self.rng.chance(300) =>
+                {
+                    PeerAddr::from_ip(IpAddr::V6(v4.to_ipv6_mapped()))
+                }
+                ip => PeerAddr::from_ip(ip),
+            })
+            .collect();
+        if self.rng.chance(100) {
+            let dup = *self.rng.pick(&addrs);
+            addrs.push(dup);
+        }
+        self.rng.shuffle(&mut addrs);
+        Some((latency, LookupAnswer::Records(addrs)))
+    }
+
+    /// Drains pod `i` after an input: lookups go to the DNS model, events are counted.
+    fn drain(&mut self, i: usize) {
+        let now = self.now;
+        while let Some(req) = self.pods[i].machine.poll_lookup() {
+            self.check(req.name == SERVICE, || format!("lookup of {:?}", req.name));
+            if let Some((after, answer)) = self.dns_answer() {
+                self.schedule(
+                    after,
+                    Ev::Answer {
+                        pod: i,
+                        id: req.id,
+                        answer,
+                    },
+                );
+            }
+        }
+        while let Some(ev) = self.pods[i].machine.poll_event() {
+            match ev {
+                MembershipEvent::SnapshotChanged { .. } => {
+                    self.counts.snapshot_changes += 1;
+                    if self.converged {
+                        self.counts.snapshot_changes_after_convergence += 1;
+                    }
+                }
+                MembershipEvent::LookupFailed { .. } => self.counts.lookup_failures += 1,
+            }
+        }
+        let pod = &self.pods[i];
+        let wake = pod.machine.poll_timeout();
+        if pod.alive {
+            self.check(wake.is_some_and(|t| t > now), || {
+                format!("pod {}: poll_timeout {wake:?} after a full drain", pod.ip)
+            });
+        }
+        self.pods[i].wake = wake;
+    }
+
+    fn churn(&mut self) {
+        let live = self.live();
+        let join = live.len() < self.params.max_pods
+            && (live.len() <= self.params.min_pods || self.rng.chance(500));
+        if join {
+            let ip = self.start_pod();
+            let lag = self.ms(0, 3_000);
+            self.schedule(lag, Ev::DnsAdd(ip));
+        } else {
+            let i = *self.rng.pick(&live);
+            let now = self.now;
+            self.pods[i].machine.handle_shutdown(now);
+            self.pods[i].alive = false;
+            self.drain(i);
+            let ip = self.pods[i].ip;
+            let lag = self.ms(0, 5_000);
+            self.schedule(lag, Ev::DnsRemove(ip));
+        }
+    }
+
+    fn deliver_event(&mut self, ev: Ev) {
+        match ev {
+            Ev::Answer { pod, id, answer } => {
+                let now = self.now;
+                self.pods[pod].machine.handle_lookup(now, id, answer);
+                self.drain(pod);
+            }
+            Ev::DnsAdd(ip) => {
+                // A late add for a pod that already left is dropped.
+                if self.live_ips().contains(&ip) {
+                    self.dns.insert(ip);
+                }
+            }
+            Ev::DnsRemove(ip) => {
+                // A late remove for an IP a new pod reuses is dropped.
+                if !self.live_ips().contains(&ip) {
+                    self.dns.remove(&ip);
+                }
+            }
+            Ev::Churn => {
+                self.churn();
+                let next = self.churn_delay();
+                if self.now + next < self.stable_at {
+                    self.schedule(next, Ev::Churn);
+                }
+            }
+            Ev::Stabilize => {
+                self.stable = true;
+                // DNS settles on exactly the live pods; lagging record changes are moot.
+                self.dns = self.live_ips();
+                self.queue
+                    .retain(|_, ev| !matches!(ev, Ev::DnsAdd(_) | Ev::DnsRemove(_) | Ev::Churn));
+            }
+            Ev::Request => {
+                self.send_request();
+                let next = self.request_delay();
+                if self.now + next < self.requests_until {
+                    self.schedule(next, Ev::Request);
+                }
+            }
+            Ev::Deliver(f) => self.receive(*f),
+        }
+    }
+
+    fn wake(&mut self, i: usize) {
+        let pod = &self.pods[i];
+        if !pod.alive || pod.wake.is_none_or(|t| t > self.now) {
+            return;
+        }
+        let now = self.now;
+        self.pods[i].machine.handle_timeout(now);
+        self.drain(i);
+    }
+
+    /// Runs every input due at or before `until`, then leaves the clock at `until`.
+    fn run_until(&mut self, until: Instant) {
+        let mut inputs_at_instant = 0u32;
+        loop {
+            let next_ev = self.queue.keys().next().map(|&(t, _)| t);
+            let next_wake = self
+                .pods
+                .iter()
+                .filter(|p| p.alive)
+                .filter_map(|p| p.wake)
+                .min();
+            let Some(next) = [next_ev, next_wake].into_iter().flatten().min() else {
+                break;
+            };
+            if next > until {
+                break;
+            }
+            if next == self.now {
+                inputs_at_instant += 1;
+                self.check(inputs_at_instant < 10_000, || "livelock".into());
+            } else {
+                inputs_at_instant = 0;
+            }
+            self.now = next;
+            let mut due: Vec<Due> = Vec::new();
+            while let Some(entry) = self.queue.first_entry() {
+                if entry.key().0 != next {
+                    break;
+                }
+                due.push(Due::Event(entry.remove()));
+            }
+            for (i, p) in self.pods.iter().enumerate() {
+                if p.alive && p.wake.is_some_and(|t| t <= next) {
+                    due.push(Due::Wake(i));
+                }
+            }
+            self.rng.shuffle(&mut due);
+            for d in due {
+                match d {
+                    Due::Event(ev) => self.deliver_event(ev),
+                    Due::Wake(i) => self.wake(i),
+                }
+            }
+        }
+        if until > self.now {
+            self.now = until;
+        }
+    }
+
+    // ---- fills ----
+
+    /// A random chunk and object size; about 3% of chunks start at or past the end.
+    fn random_chunk(&mut self) -> (ChunkKey, u64) {
+        const ALPHABET: &[&str] = &[
+            "a", "Z", "0", "9", "-", "_", ".", "~", " ", "+", "%", "&", "=", "/", "?", "#", "\"",
+            "é", "模", "\u{0}", "%2F", "+%",
+        ];
+        let text = |rng: &mut Rng, min: u64, max: u64| -> String {
+            let n = rng.range(min, max);
+            (0..n).map(|_| *rng.pick(ALPHABET)).collect()
+        };
+        let chunk_size = match self.rng.below(6) {
+            0 => 1,
+            1 => 7,
+            2 => 4096,
+            3 => 8 << 20,
+            4 => self.rng.range(1, 1 << 40),
+            _ => self.rng.range(1, u64::MAX / 2),
+        };
+        let object_size = match self.rng.below(4) {
+            0 => u64::MAX,
+            1 => self.rng.range(1, chunk_size),
+            _ => {
+                let max = u128::from(chunk_size) * 1000;
+                self.rng.range(1, u64::try_from(max).unwrap_or(u64::MAX))
+            }
+        };
+        let chunks = ChunkKey::chunk_count(object_size, chunk_size);
+        let index = if self.rng.chance(30) {
+            // Past the end (the requester must not send it).
+            chunks.saturating_add(self.rng.below(3))
+        } else {
+            self.rng.below(chunks)
+        };
+        let key = ChunkKey {
+            origin_id: text(&mut self.rng, 1, 6),
+            bucket: text(&mut self.rng, 0, 6),
+            object_key: text(&mut self.rng, 1, 40),
+            etag: text(&mut self.rng, 0, 34),
+            chunk_size,
+            index,
+        };
+        (key, object_size)
+    }
+
+    fn send_request(&mut self) {
+        let live = self.live();
+        let from = *self.rng.pick(&live);
+        let (key, object_size) = self.random_chunk();
+        let snap = self.pods[from].machine.snapshot().clone();
+        let coordinator = *snap.coordinator(&key);
+        let after_convergence = self.converged;
+        if after_convergence {
+            self.check_agreement(&key, (coordinator.ip, coordinator.port));
+        }
+
+        // The chunk's length, computed here without the crate.
+        let start = u128::from(key.index) * u128::from(key.chunk_size);
+        let independent_len = if start > u128::from(u64::MAX) {
+            None
+        } else if start >= u128::from(object_size) {
+            Some(0)
+        } else {
+            Some((u128::from(object_size) - start).min(u128::from(key.chunk_size)) as u64)
+        };
+        let crate_len = key.expected_len(object_size);
+        match (independent_len, &crate_len) {
+            (Some(want), Ok(got)) if want == *got => {}
+            (None, Err(ChunkError::OffsetOverflow { .. })) => {}
+            _ => self.fail(format!(
+                "ChunkKey::expected_len({object_size}) of {key:?} is {crate_len:?}, expected {independent_len:?}"
+            )),
+        }
+
+        let result =
+            FillDescriptor::new(&coordinator, &key, object_size, Scheme::Https, LISTEN_PORT);
+        if coordinator.is_self {
+            self.check(result == Err(DescriptorError::TargetIsSelf), || {
+                format!("descriptor for self: {result:?}")
+            });
+            self.counts.requests += 1;
+            self.counts.local += 1;
+            self.counts.requests_after_convergence += u64::from(after_convergence);
+            return;
+        }
+        let descriptor = match (result, independent_len) {
+            (Err(DescriptorError::Chunk(ChunkError::OffsetOverflow { .. })), None) => {
+                self.counts.empty_chunks += 1;
+                return;
+            }
+            (Err(DescriptorError::EmptyChunk { index, object_size: o }), Some(0))
+                if index == key.index && o == object_size =>
+            {
+                self.counts.empty_chunks += 1;
+                return;
+            }
+            (Ok(d), Some(len)) if len > 0 => d,
+            (other, _) => self.fail(format!(
+                "descriptor for {key:?} of {object_size} bytes (length {independent_len:?}): {other:?}"
+            )),
+        };
+        self.counts.requests += 1;
+        self.counts.remote += 1;
+        self.counts.requests_after_convergence += u64::from(after_convergence);
+
+        // What is sent: the address of the coordinator, and a query that decodes back.
+        let want_addr = SocketAddr::new(coordinator.ip, LISTEN_PORT);
+        self.check(
+            (descriptor.ip, descriptor.port) == (want_addr.ip(), want_addr.port())
+                && descriptor.authority.parse::<SocketAddr>().ok() == Some(want_addr),
+            || format!("descriptor address {descriptor:?}, coordinator {coordinator}"),
+        );
+        self.check(
+            descriptor.expected_len == independent_len.unwrap_or(0),
+            || format!("descriptor length {} for {key:?}", descriptor.expected_len),
+        );
+        let decoded = descriptor
+            .path_and_query
+            .split_once('?')
+            .filter(|(path, _)| *path == FILL_PATH)
+            .map(|(_, query)| decode_query(query));
+        let want_query = FillQuery {
+            key: key.clone(),
+            object_size,
+        };
+        match &decoded {
+            Some(Ok(q)) if *q == want_query && q.expected_len() == Ok(descriptor.expected_len) => {}
+            _ => self.fail(format!(
+                "{:?} decodes to {decoded:?}, not {want_query:?}",
+                descriptor.path_and_query
+            )),
+        }
+
+        let delay = self.params.max_delay.as_millis() as u64;
+        let delay = self.ms(0, delay);
+        self.schedule(
+            delay,
+            Ev::Deliver(Box::new(InFlight {
+                from,
+                key,
+                object_size,
+                descriptor,
+                coordinator: (coordinator.ip, coordinator.port),
+                requester_snapshot: snap,
+                after_convergence,
+            })),
+        );
+    }
+
+    /// The receiving side of a fill request, and the requester's handling of the answer.
+    fn receive(&mut self, f: InFlight) {
+        let target = self
+            .pods
+            .iter()
+            .position(|p| p.alive && p.ip == f.descriptor.ip && f.descriptor.port == LISTEN_PORT);
+        let Some(r) = target else {
+            // Connection refused: the pod left. The requester fills locally.
+            self.counts.unreachable += 1;
+            self.fallback(&f);
+            return;
+        };
+        let receiver = self.pods[r].machine.snapshot().clone();
+        let theirs = receiver.coordinator(&f.key);
+        let agree = (theirs.ip, theirs.port) == f.coordinator;
+        match admit_request(&f.descriptor, &receiver) {
+            Ok(admitted) => {
+                self.check(agree, || {
+                    format!(
+                        "pod {} admitted {:?}, but coordinates it as {theirs} while the requester {} chose {:?}",
+                        self.pods[r].ip, f.key, self.pods[f.from].ip, f.coordinator
+                    )
+                });
+                let want = Admitted {
+                    query: FillQuery {
+                        key: f.key.clone(),
+                        object_size: f.object_size,
+                    },
+                    expected_len: f.descriptor.expected_len,
+                };
+                self.check(admitted == want, || {
+                    format!("admitted {admitted:?}, sent {want:?}")
+                });
+                // The requester reads a body of the admitted length.
+                match classify_response(200, Some(admitted.expected_len), f.descriptor.expected_len)
+                {
+                    ResponseVerdict::Body(mut body) => {
+                        let first = admitted.expected_len / 2;
+                        let ok = body.on_data(first as usize).is_ok()
+                            && body
+                                .on_data((admitted.expected_len - first) as usize)
+                                .is_ok()
+                            && body.on_end().is_ok()
+                            && body.is_complete();
+                        self.check(ok, || format!("body check failed: {body:?}"));
+                    }
+                    other => self.fail(format!("200 classified as {other:?}")),
+                }
+                self.counts.admitted += 1;
+            }
+            Err(rejection) => {
+                self.check(
+                    rejection == Rejection::NotCoordinator
+                        && rejection.status() == 409
+                        && rejection.body() == NOT_COORDINATOR_BODY,
+                    || format!("rejected with {rejection}"),
+                );
+                self.check(!agree, || {
+                    format!(
+                        "pod {} answered 409 for {:?}, but both snapshots name {:?} as coordinator",
+                        self.pods[r].ip, f.key, f.coordinator
+                    )
+                });
+                self.check(receiver != f.requester_snapshot, || {
+                    format!(
+                        "equal snapshots disagree on {:?}: {:?}",
+                        f.key,
+                        receiver.peers()
+                    )
+                });
+                if f.after_convergence {
+                    self.counts.conflicts_after_convergence += 1;
+                } else {
+                    self.counts.conflicts_during_churn += 1;
+                }
+                match classify_response(409, None, f.descriptor.expected_len) {
+                    ResponseVerdict::Reject(FillCheckError::NotCoordinator) => self.fallback(&f),
+                    other => self.fail(format!("409 classified as {other:?}")),
+                }
+            }
+        }
+    }
+
+    /// The requester fills the chunk itself.
+    fn fallback(&mut self, f: &InFlight) {
+        self.counts.fallbacks += 1;
+        if f.after_convergence {
+            self.counts.fallbacks_after_convergence += 1;
+        }
+    }
+
+    /// Every live replica names `coordinator` as the coordinator of `key`, and exactly that
+    /// replica claims it.
+    fn check_agreement(&self, key: &ChunkKey, coordinator: (IpAddr, u16)) {
+        let mut claimers = Vec::new();
+        for i in self.live() {
+            let snap = self.pods[i].machine.snapshot();
+            let c = snap.coordinator(key);
+            self.check((c.ip, c.port) == coordinator, || {
+                format!(
+                    "after convergence pod {} names {c} the coordinator of {key:?}, not {coordinator:?}",
+                    self.pods[i].ip
+                )
+            });
+            if snap.is_coordinator(key) {
+                claimers.push(self.pods[i].ip);
+            }
+        }
+        self.check(claimers == [coordinator.0], || {
+            format!("coordinator {coordinator:?}, claimed by {claimers:?}")
+        });
+    }
+
+    /// Every live replica holds exactly the live pods and is not failing.
+    fn check_converged(&self) {
+        let want: Vec<(IpAddr, u16)> = self.live_ips().into_iter().map(|ip| (ip, 0)).collect();
+        for i in self.live() {
+            let m = &self.pods[i].machine;
+            let got: Vec<(IpAddr, u16)> = m
+                .snapshot()
+                .peers()
+                .iter()
+                .map(|p| (p.ip, p.port))
+                .collect();
+            self.check(got == want, || {
+                format!(
+                    "pod {} did not converge: has {got:?}, DNS holds {want:?}",
+                    self.pods[i].ip
+                )
+            });
+            self.check(m.has_initial_snapshot() && m.failure_streak() == 0, || {
+                format!("pod {}: no initial snapshot, or failing", self.pods[i].ip)
+            });
+        }
+    }
+}
+
+/// Hands a descriptor to the receiver's admission as an HTTP request would carry it.
+fn admit_request(d: &FillDescriptor, snapshot: &Snapshot) -> Result<Admitted, Rejection> {
+    let (path, query) = match d.path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (d.path_and_query.as_str(), None),
+    };
+    let [(name, value)] = FillDescriptor::HEADERS;
+    assert_eq!(name, INTERNAL_HEADER);
+    admit(
+        &FillRequestHead {
+            method: FillDescriptor::METHOD,
+            path,
+            query,
+            internal_header: Some(value.as_bytes()),
+        },
+        snapshot,
+    )
+}
+
+/// One seed: churn with requests, convergence, then requests on the converged cluster.
+fn run_seed(seed: u64) -> Counts {
+    let mut w = World::new(seed);
+    let converged_at = w.stable_at + w.params.convergence_bound();
+    w.requests_until = converged_at;
+    let first = w.request_delay();
+    w.schedule(first, Ev::Request);
+    w.run_until(converged_at);
+    w.check_converged();
+
+    // The converged cluster: every request admitted, every replica agreeing.
+    w.converged = true;
+    let after = 2 * w.params.refresh;
+    w.requests_until = converged_at + after;
+    let mean = w.params.request_every.as_millis() as u64;
+    // About 40 requests (no more often than during churn).
+    w.params.request_every = Duration::from_millis((after.as_millis() as u64 / 40).max(mean));
+    let first = w.request_delay();
+    w.schedule(first, Ev::Request);
+    w.run_until(w.requests_until + w.params.max_delay + Duration::from_millis(1));
+    w.check(
+        !w.queue
+            .values()
+            .any(|e| matches!(e, Ev::Deliver(_) | Ev::Request)),
+        || "requests still in flight at the end".into(),
+    );
+    w.check_converged();
+    let c = w.counts;
+    w.check(c.requests_after_convergence > 0, || {
+        "no request after convergence".into()
+    });
+    w.check(
+        c.conflicts_after_convergence == 0
+            && c.fallbacks_after_convergence == 0
+            && c.snapshot_changes_after_convergence == 0,
+        || format!("after convergence: {c:?}"),
+    );
+    c
+}
+
+#[test]
+fn fills_across_replicas_during_membership_changes() {
+    let started = std::time::Instant::now();
+    let seeds = seeds(DEFAULT_SEEDS);
+    let mut total = Counts::default();
+    for &seed in &seeds {
+        total.add(&run_seed(seed));
+    }
+    println!(
+        "{} seeds in {:?}: {} requests ({} local, {} remote, {} admitted), \
+         409 during churn {}, 409 after convergence {}, unreachable {}, fallbacks {} \
+         (after convergence {}), {} requests after convergence, {} empty chunks, \
+         {} snapshot changes, {} lookup failures",
+        seeds.len(),
+        started.elapsed(),
+        total.requests,
+        total.local,
+        total.remote,
+        total.admitted,
+        total.conflicts_during_churn,
+        total.conflicts_after_convergence,
+        total.unreachable,
+        total.fallbacks,
+        total.fallbacks_after_convergence,
+        total.requests_after_convergence,
+        total.empty_chunks,
+        total.snapshot_changes,
+        total.lookup_failures,
+    );
+    assert_eq!(total.requests, total.local + total.remote);
+    assert_eq!(
+        total.remote,
+        total.admitted + total.conflicts_during_churn + total.unreachable,
+        "every remote request was admitted, refused with 409, or found nobody"
+    );
+    assert_eq!(
+        total.fallbacks,
+        total.conflicts_during_churn + total.unreachable,
+        "every 409 and every unreachable coordinator led to a local fill"
+    );
+    // Over a full default run the model must really have produced disagreements.
+    if seeds.len() >= 50 {
+        assert!(
+            total.conflicts_during_churn > 0,
+            "no 409 during churn: vacuous"
+        );
+        assert!(total.unreachable > 0, "no request to a pod that had left");
+        assert!(total.local > 0 && total.admitted > 0);
+        assert!(total.empty_chunks > 0);
+    }
+}
