@@ -19,25 +19,30 @@
 //!
 //! 1. Feed an input: [`Membership::handle_timeout`], [`Membership::handle_lookup`] or
 //!    [`Membership::handle_shutdown`], each with the current [`Instant`].
-//! 2. **After every input, drain all outputs**: call [`Membership::poll_lookup`] until `None`
-//!    (start each lookup, answering by its deadline) and [`Membership::poll_event`] until `None`
-//!    (publish snapshots, log events).
+//! 2. **After every input, drain all outputs**, in any order:
+//!    - [`Membership::poll_lookup`] until `None`: start each lookup (answer it with
+//!      [`Membership::handle_lookup`]);
+//!    - [`Membership::poll_abandoned`] until `None`: cancel (drop) the lookup with that id if it
+//!      is still running. This is the only signal that a lookup ended without an answer (its
+//!      deadline passed, or shutdown); a driver never infers it from the machine's state;
+//!    - [`Membership::poll_event`] until `None`: publish snapshots, log events.
 //! 3. Then sleep until [`Membership::poll_timeout`] (or until a lookup answers) and go to 1.
 //!    After a full drain the timeout is strictly later than the last `now` given, so this loop
 //!    never spins; `None` means the machine was shut down.
 //!
 //! Outputs queue up until drained, so a driver that drains late loses nothing; a lookup request
-//! that is never taken simply times out. Spurious timeouts are harmless.
+//! that is never taken simply times out (and, never handed out, is not reported as abandoned).
+//! Spurious timeouts are harmless.
 //!
 //! ## A canonical driver loop
 //!
-//! A synchronous loop with a virtual clock and a fake resolver; a real driver awaits the lookup
-//! and a timer concurrently, but follows the same steps.
+//! A synchronous loop with a virtual clock and a fake resolver that hangs on its third lookup;
+//! a real driver awaits the lookup and a timer concurrently, but follows the same steps.
 //!
 //! ```
 //! use core::time::Duration;
 //! use orca_cluster_core::{
-//!     Instant, LookupAnswer, Membership, MembershipConfig, MembershipEvent, PeerAddr,
+//!     Instant, LookupAnswer, LookupId, Membership, MembershipConfig, MembershipEvent, PeerAddr,
 //! };
 //!
 //! let me = "10.0.0.1".parse().unwrap();
@@ -48,13 +53,27 @@
 //!     vec![PeerAddr::from_ip(me), PeerAddr::from_ip("10.0.0.2".parse().unwrap())]
 //! };
 //! let mut published = Vec::new();
+//! let mut lookups = 0;
+//! let mut hanging: Option<LookupId> = None; // a real driver holds the lookup's future here
+//! let mut cancelled = Vec::new();
 //!
 //! for _ in 0..10 {
 //!     // 2. drain every output
 //!     while let Some(request) = machine.poll_lookup() {
+//!         lookups += 1;
+//!         if lookups == 3 {
+//!             hanging = Some(request.id); // the resolver never answers this one
+//!             continue;
+//!         }
 //!         let records = resolve(&request.name); // the driver's IO, bounded by request.deadline
 //!         now = now + Duration::from_millis(2);
 //!         machine.handle_lookup(now, request.id, LookupAnswer::Records(records));
+//!     }
+//!     while let Some(id) = machine.poll_abandoned() {
+//!         if hanging == Some(id) {
+//!             hanging = None; // drop the future: cancels the lookup
+//!         }
+//!         cancelled.push(id);
 //!     }
 //!     while let Some(event) = machine.poll_event() {
 //!         if let MembershipEvent::SnapshotChanged { snapshot, .. } = event {
@@ -68,7 +87,10 @@
 //!     machine.handle_timeout(now);
 //! }
 //! assert!(machine.has_initial_snapshot());
-//! assert_eq!(published.len(), 1); // the set never changed after the first answer
+//! assert_eq!(cancelled.len(), 1); // the hanging lookup, at its deadline
+//! assert!(hanging.is_none());
+//! assert_eq!(machine.failure_streak(), 0); // the next lookup answered again
+//! assert_eq!(published.len(), 1); // the set never changed: one timeout keeps the stale set
 //! assert_eq!(machine.snapshot().len(), 2);
 //! ```
 //!

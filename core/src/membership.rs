@@ -3,8 +3,8 @@
 //!
 //! It is sans-IO: the driver performs the lookups it asks for and feeds back the answers.
 //! Inputs are `handle_*(now, ..)`; outputs are drained with [`Membership::poll_lookup`],
-//! [`Membership::poll_event`] and [`Membership::poll_timeout`]. See the crate docs for the drain
-//! contract and a canonical driver loop.
+//! [`Membership::poll_abandoned`], [`Membership::poll_event`] and [`Membership::poll_timeout`].
+//! See the crate docs for the drain contract and a canonical driver loop.
 //!
 //! Rules (the design's section 3.4):
 //! 1. [`Membership::new`] validates the configuration ([`ConfigError`]).
@@ -12,7 +12,8 @@
 //!    [`Membership::has_initial_snapshot`] is false.
 //! 3. The first lookup is requested at construction, later ones every `membership_refresh`
 //!    after the previous one was requested (never two at once). A lookup not answered by its
-//!    deadline (`lookup_timeout` after the request) is a [`LookupFailure::Timeout`].
+//!    deadline (`lookup_timeout` after the request) is a [`LookupFailure::Timeout`], and the
+//!    machine tells the driver to abandon it ([`Membership::poll_abandoned`]).
 //! 4. Records not of the configured [`IpFamily`] are dropped from every answer (DNS or a
 //!    static/custom source). An answer that had records but none of the family is the failure
 //!    [`LookupFailure::NoRecords`] (rule 6). An answer with records left resets the failure
@@ -22,8 +23,8 @@
 //! 6. A failure increments the streak. With a previous snapshot from discovery and a streak of
 //!    at most `max_stale_refreshes`, the snapshot is kept; otherwise `[self]` is published. A
 //!    failure before any answer publishes `[self]` at once, as the initial snapshot.
-//! 7. [`Membership::handle_shutdown`] is not a failure and changes nothing; a timeout is a
-//!    failure.
+//! 7. [`Membership::handle_shutdown`] is not a failure and changes nothing but abandoning the
+//!    lookup in flight; a timeout is a failure.
 //! 8. Every change emits [`MembershipEvent::SnapshotChanged`] with added and removed peers and a
 //!    [`ChangeReason`].
 //! 9. Time never goes backwards inside the machine; after a full drain the next timeout is
@@ -53,8 +54,9 @@ pub struct LookupRequest {
     pub id: LookupId,
     /// The service name to resolve (A and AAAA).
     pub name: String,
-    /// When the lookup counts as timed out. Drivers should abandon the lookup then; the core
-    /// counts it as a failure at the first input at or after this instant.
+    /// When the lookup counts as timed out: the core counts it as a failure at the first input
+    /// at or after this instant and then reports it through [`Membership::poll_abandoned`],
+    /// which is when the driver cancels it.
     pub deadline: Instant,
 }
 
@@ -191,6 +193,7 @@ pub struct Membership {
     next_lookup_at: Instant,
     next_id: u64,
     pending_lookup: Option<LookupRequest>,
+    abandoned: VecDeque<LookupId>,
     events: VecDeque<MembershipEvent>,
     closed: bool,
 }
@@ -226,6 +229,7 @@ impl Membership {
             next_lookup_at: now,
             next_id: 0,
             pending_lookup: None,
+            abandoned: VecDeque::new(),
             events: VecDeque::new(),
             closed: false,
         };
@@ -265,7 +269,8 @@ impl Membership {
         self.now
     }
 
-    /// The lookup in flight and its deadline, if any.
+    /// The lookup in flight and its deadline, if any. For inspection (tests, debugging):
+    /// drivers learn that a lookup ended from [`Membership::poll_abandoned`], not from here.
     pub fn in_flight(&self) -> Option<(LookupId, Instant)> {
         self.in_flight
     }
@@ -277,15 +282,15 @@ impl Membership {
 
     // ---- inputs ----
 
-    /// Time passed. Expires the lookup in flight at its deadline and requests the next lookup
-    /// when it is due. Spurious calls are harmless.
+    /// Time passed. Expires the lookup in flight at its deadline (a timeout failure; the
+    /// lookup is queued for [`Membership::poll_abandoned`]) and requests the next lookup when it
+    /// is due. Spurious calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         if let Some((_, deadline)) = self.in_flight
             && self.now >= deadline
         {
-            self.in_flight = None;
-            self.pending_lookup = None;
+            self.abandon_in_flight();
             self.on_failure(LookupFailure::Timeout);
         }
         self.maybe_start_lookup();
@@ -340,12 +345,12 @@ impl Membership {
     }
 
     /// Stops the machine: no more lookups, answers are ignored, the snapshot is unchanged, and
-    /// [`Membership::poll_timeout`] returns `None`. Idempotent. Not a failure.
+    /// [`Membership::poll_timeout`] returns `None`. The lookup in flight, if any, is queued for
+    /// [`Membership::poll_abandoned`]. Idempotent. Not a failure.
     pub fn handle_shutdown(&mut self, now: Instant) {
         self.advance(now);
         self.closed = true;
-        self.in_flight = None;
-        self.pending_lookup = None;
+        self.abandon_in_flight();
     }
 
     // ---- outputs ----
@@ -353,6 +358,17 @@ impl Membership {
     /// The next lookup to perform, if one was requested and not yet taken.
     pub fn poll_lookup(&mut self) -> Option<LookupRequest> {
         self.pending_lookup.take()
+    }
+
+    /// The next lookup the machine gave up on, oldest first: the driver must cancel (drop) the
+    /// lookup with this id if it is still running. A lookup is abandoned when its deadline
+    /// passes unanswered or at shutdown; an answer fed for it later is ignored.
+    ///
+    /// Only lookups handed out by [`Membership::poll_lookup`] are reported, each at most once;
+    /// a lookup that was answered (even late) never is. So a driver holding the one lookup it
+    /// was given keeps it until it answers it or this returns its id.
+    pub fn poll_abandoned(&mut self) -> Option<LookupId> {
+        self.abandoned.pop_front()
     }
 
     /// The next event, oldest first.
@@ -377,6 +393,16 @@ impl Membership {
     fn advance(&mut self, now: Instant) {
         if now > self.now {
             self.now = now;
+        }
+    }
+
+    /// Ends the lookup in flight without an answer; reports it for cancelling if the driver
+    /// took it (a request never taken needs no cancel and is withdrawn).
+    fn abandon_in_flight(&mut self) {
+        if let Some((id, _)) = self.in_flight.take()
+            && self.pending_lookup.take().is_none()
+        {
+            self.abandoned.push_back(id);
         }
     }
 

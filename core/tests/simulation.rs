@@ -21,6 +21,7 @@ struct Totals {
     lookups: u64,
     failures: u64,
     stale_answers: u64,
+    abandoned: u64,
     /// Seeds where the replicas disagreed when DNS became stable.
     diverged_at_stable: u64,
     go_compat_seeds: u64,
@@ -111,6 +112,7 @@ fn replicas_converge_after_dns_chaos() {
         t.lookups += w.lookups;
         t.failures += w.failures;
         t.stale_answers += w.stale_answers;
+        t.abandoned += w.abandoned;
         t.inputs += w.inputs;
         t.diverged_at_stable += u64::from(diverged);
         t.go_compat_seeds += u64::from(w.params.scoring == Scoring::GoCompat);
@@ -119,7 +121,7 @@ fn replicas_converge_after_dns_chaos() {
     });
     let t = totals.into_inner().unwrap();
     println!(
-        "{} seeds in {:?}: {} inputs, {} lookups, {} failures, {} stale answers, \
+        "{} seeds in {:?}: {} inputs, {} lookups, {} failures, {} stale answers, {} abandoned, \
          {} seeds diverged when DNS became stable, {} go-compat seeds, {} dual-stack seeds \
          ({} answers of the other family only)",
         t.seeds,
@@ -128,6 +130,7 @@ fn replicas_converge_after_dns_chaos() {
         t.lookups,
         t.failures,
         t.stale_answers,
+        t.abandoned,
         t.diverged_at_stable,
         t.go_compat_seeds,
         t.dual_stack_seeds,
@@ -141,6 +144,7 @@ fn replicas_converge_after_dns_chaos() {
             t.failures
         );
         assert!(t.stale_answers > 0, "no stale (late or foreign) answers");
+        assert!(t.abandoned > 0, "no lookup was ever abandoned");
         assert!(
             t.diverged_at_stable > 0,
             "replicas never disagreed: the test is vacuous"

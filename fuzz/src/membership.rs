@@ -99,6 +99,8 @@ struct Driver {
     last_generation: u64,
     /// The failure the next drain must report (set when answering the lookup in flight).
     expect_failure: Option<LookupFailure>,
+    /// The lookup this driver holds: taken, neither answered nor abandoned yet.
+    held: Option<LookupId>,
 }
 
 pub fn membership(data: &[u8]) {
@@ -164,6 +166,7 @@ pub fn membership(data: &[u8]) {
         published: None,
         last_generation: 0,
         expect_failure: None,
+        held: None,
     };
     d.drain();
     for op in input.ops.into_iter().take(256) {
@@ -222,8 +225,7 @@ impl Driver {
             }
             Op::AnswerWrongId(ms, id, a) => {
                 let a = self.answer(a);
-                self.m
-                    .handle_lookup(now + Duration::from_millis(u64::from(ms)), id, a);
+                self.feed(now + Duration::from_millis(u64::from(ms)), id, a);
             }
             Op::AnswerOld(ms, back, a) => {
                 if self.taken.is_empty() {
@@ -232,8 +234,7 @@ impl Driver {
                 let i = self.taken.len() - 1 - usize::from(back) % self.taken.len();
                 let id = self.taken[i].id;
                 let a = self.answer(a);
-                self.m
-                    .handle_lookup(now + Duration::from_millis(u64::from(ms)), id, a);
+                self.feed(now + Duration::from_millis(u64::from(ms)), id, a);
             }
             Op::Shutdown(ms) => {
                 let before = self.m.snapshot().clone();
@@ -255,7 +256,7 @@ impl Driver {
         let streak = self.m.failure_streak();
         let before = self.m.snapshot().clone();
         let had_initial = self.m.has_initial_snapshot();
-        self.m.handle_lookup(at, id, answer.clone());
+        self.feed(at, id, answer.clone());
         let late = self.m.now() > deadline;
         let snap = self.m.snapshot();
         let family = self.config.ip_family;
@@ -299,10 +300,35 @@ impl Driver {
         assert!(self.m.has_initial_snapshot());
     }
 
+    /// Feeds an answer; answering the lookup held ends it for the driver.
+    fn feed(&mut self, at: Instant, id: LookupId, answer: LookupAnswer) {
+        if self.held == Some(id) {
+            self.held = None;
+        }
+        self.m.handle_lookup(at, id, answer);
+    }
+
     /// Drains every output (bounded) and checks the invariants that hold after any input.
     fn drain(&mut self) {
         let now = self.m.now();
         let closed = self.m.is_closed();
+        // Abandoned lookups: only the one held, once, and no longer in flight.
+        while let Some(id) = self.m.poll_abandoned() {
+            assert_eq!(
+                Some(id),
+                self.held,
+                "abandoned a lookup the driver does not hold"
+            );
+            assert_ne!(self.m.in_flight().map(|(f, _)| f), Some(id));
+            let deadline = self
+                .taken
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| r.deadline)
+                .expect("abandoned lookup was taken");
+            assert!(closed || now >= deadline, "abandoned before its deadline");
+            self.held = None;
+        }
         let mut lookups = 0;
         while let Some(req) = self.m.poll_lookup() {
             lookups += 1;
@@ -314,6 +340,11 @@ impl Driver {
                 assert_ne!(req.id, last.id, "lookup id reused");
             }
             assert_eq!(self.m.in_flight(), Some((req.id, req.deadline)));
+            assert_eq!(
+                self.held, None,
+                "a new lookup while the previous one is held"
+            );
+            self.held = Some(req.id);
             self.taken.push(req);
         }
         let mut events = 0;
@@ -390,6 +421,16 @@ impl Driver {
             assert_eq!(p, snap);
         }
         assert_eq!(self.m.has_initial_snapshot(), self.published.is_some());
+
+        // The lookup held is the one in flight: dropping lookups only when told never keeps a
+        // dead one.
+        if let Some(held) = self.held {
+            assert_eq!(
+                self.m.in_flight().map(|(id, _)| id),
+                Some(held),
+                "held lookup"
+            );
+        }
 
         // No busy loop: after a full drain the next wake is strictly later than now.
         match self.m.poll_timeout() {

@@ -502,3 +502,90 @@ fn self_ip_of_the_family_is_the_self_entry() {
     let m = Membership::new(&family_config(IpFamily::Ipv6, &[ME, "10.0.0.9"]), at(0)).unwrap();
     assert_eq!(m.self_identity().ips(), &[ip(ME), ip("10.0.0.9")]);
 }
+
+fn abandoned(m: &mut Membership) -> Vec<LookupId> {
+    core::iter::from_fn(|| m.poll_abandoned()).collect()
+}
+
+#[test]
+fn rule3_a_lookup_past_its_deadline_is_abandoned_once() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    let first = m.poll_lookup().unwrap();
+    m.handle_timeout(at(2999));
+    assert!(abandoned(&mut m).is_empty(), "not before the deadline");
+    m.handle_timeout(at(3000));
+    assert_eq!(abandoned(&mut m), [first.id]);
+    m.handle_timeout(at(3001));
+    assert!(abandoned(&mut m).is_empty(), "reported once");
+    // The late answer is ignored and abandons nothing more.
+    m.handle_lookup(at(3002), first.id, records(&[ME, "10.0.0.2"]));
+    assert!(abandoned(&mut m).is_empty());
+    assert!(m.poll_timeout().unwrap() > m.now());
+}
+
+#[test]
+fn rule3_answered_lookups_are_never_abandoned() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    answer(&mut m, at(100), records(&[ME, "10.0.0.2"]));
+    // Answered late (an answer the driver already has): a timeout, but nothing to cancel.
+    let t = m.poll_timeout().unwrap();
+    m.handle_timeout(t);
+    answer(&mut m, t + Duration::from_secs(4), records(&[ME]));
+    assert_eq!(m.failure_streak(), 1);
+    assert!(abandoned(&mut m).is_empty());
+    m.handle_shutdown(at(60_000));
+    assert!(
+        abandoned(&mut m).is_empty(),
+        "nothing in flight at shutdown"
+    );
+}
+
+#[test]
+fn rule3_expiry_by_another_input_abandons_and_the_next_lookup_is_new() {
+    let mut c = config();
+    c.lookup_timeout = Duration::from_secs(5); // deadline == next refresh
+    let mut m = Membership::new(&c, at(0)).unwrap();
+    let first = m.poll_lookup().unwrap();
+    // A stray answer at the deadline is an input too: it expires the lookup in flight, which
+    // is abandoned, and starts the due refresh in the same step.
+    m.handle_lookup(at(5000), LookupId(999), records(&[ME]));
+    let second = m.poll_lookup().unwrap();
+    assert_ne!(second.id, first.id);
+    assert_eq!(abandoned(&mut m), [first.id]);
+    assert_eq!(m.in_flight().map(|(id, _)| id), Some(second.id));
+}
+
+#[test]
+fn rule7_shutdown_abandons_the_lookup_in_flight() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    let req = m.poll_lookup().unwrap();
+    m.handle_shutdown(at(10));
+    assert_eq!(abandoned(&mut m), [req.id]);
+    m.handle_shutdown(at(20));
+    assert!(abandoned(&mut m).is_empty(), "idempotent");
+    assert_eq!(m.poll_timeout(), None);
+}
+
+#[test]
+fn a_request_never_taken_is_withdrawn_not_abandoned() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    m.handle_timeout(at(3000)); // the first request was never taken
+    assert!(
+        m.poll_lookup().is_none(),
+        "the expired request is withdrawn"
+    );
+    assert!(abandoned(&mut m).is_empty());
+    m.handle_timeout(at(5000));
+    let taken = m.poll_lookup().unwrap();
+    m.handle_shutdown(at(5001));
+    assert_eq!(
+        abandoned(&mut m),
+        [taken.id],
+        "a taken request is abandoned"
+    );
+    // Shut down before the driver took the first request: withdrawn, nothing to cancel.
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    m.handle_shutdown(at(1));
+    assert!(m.poll_lookup().is_none());
+    assert!(abandoned(&mut m).is_empty());
+}

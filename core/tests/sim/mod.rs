@@ -177,6 +177,8 @@ pub struct Replica {
     pub wake: Option<Instant>,
     last_generation: u64,
     last_lookup: Option<LookupId>,
+    /// The lookup this replica's driver holds: taken, neither answered nor abandoned yet.
+    outstanding: Option<LookupId>,
     flaky: Flakiness,
     /// Test hook: a broken driver that ignores `poll_timeout` and re-wakes at once.
     spin: bool,
@@ -223,6 +225,8 @@ pub struct World {
     pub lookups: u64,
     pub failures: u64,
     pub stale_answers: u64,
+    /// Lookups the machines told their driver to abandon.
+    pub abandoned: u64,
     /// In-time answers with records of the other family only (each must be a failure).
     pub other_family_answers: u64,
     /// The failures seen by the latest drain.
@@ -253,6 +257,7 @@ impl World {
             lookups: 0,
             failures: 0,
             stale_answers: 0,
+            abandoned: 0,
             other_family_answers: 0,
             drained_failures: Vec::new(),
         };
@@ -362,6 +367,7 @@ impl World {
             wake: None,
             last_generation: 0,
             last_lookup: None,
+            outstanding: None,
             flaky,
             spin: false,
         });
@@ -516,12 +522,36 @@ impl World {
     fn drain(&mut self, i: usize) {
         let now = self.now;
         self.drained_failures.clear();
+        // Abandoned first, so that a lookup taken below finds the driver holding none.
+        while let Some(id) = self.replicas[i].machine.poll_abandoned() {
+            self.abandoned += 1;
+            let r = &self.replicas[i];
+            self.check(r.outstanding == Some(id), || {
+                format!(
+                    "abandoned {id:?}, but the driver holds {:?} (abandoned twice, answered, or never handed out)",
+                    r.outstanding
+                )
+            });
+            self.check(
+                r.machine
+                    .in_flight()
+                    .is_none_or(|(current, _)| current != id),
+                || format!("abandoned {id:?} is still in flight"),
+            );
+            self.replicas[i].outstanding = None;
+        }
         let mut lookups = 0;
         while let Some(req) = self.replicas[i].machine.poll_lookup() {
             lookups += 1;
             self.lookups += 1;
             let r = &self.replicas[i];
             self.check(r.alive, || "a shut-down machine asked for a lookup".into());
+            self.check(r.outstanding.is_none(), || {
+                format!(
+                    "lookup {:?} handed out while {:?} was neither answered nor abandoned",
+                    req.id, r.outstanding
+                )
+            });
             self.check(req.deadline == now + self.params.lookup_timeout, || {
                 format!("lookup deadline {:?}, expected now + timeout", req.deadline)
             });
@@ -532,6 +562,7 @@ impl World {
                 format!("lookup of {:?}", req.name)
             });
             self.replicas[i].last_lookup = Some(req.id);
+            self.replicas[i].outstanding = Some(req.id);
             if let Some((at, answer)) = self.dns_outcome(i, req.deadline) {
                 let uid = self.replicas[i].uid;
                 let after = at.saturating_duration_since(now);
@@ -602,6 +633,19 @@ impl World {
         });
         self.check_snapshot(i);
         let r = &self.replicas[i];
+        // The lookup the driver holds is the machine's lookup in flight (so a driver that drops
+        // lookups only when told to never keeps a dead one, nor loses a live one).
+        if let Some(held) = r.outstanding {
+            self.check(
+                r.machine.in_flight().map(|(id, _)| id) == Some(held),
+                || {
+                    format!(
+                        "the driver holds {held:?}, the machine has {:?} in flight",
+                        r.machine.in_flight()
+                    )
+                },
+            );
+        }
         let wake = r.machine.poll_timeout();
         if r.alive {
             match wake {
@@ -701,6 +745,9 @@ impl World {
                 let in_flight = self.replicas[i].machine.in_flight();
                 if in_flight.map(|(id, _)| id) != Some(id) {
                     self.stale_answers += 1;
+                }
+                if self.replicas[i].outstanding == Some(id) {
+                    self.replicas[i].outstanding = None; // the driver answers the lookup it holds
                 }
                 // An in-time answer whose records are all of the other family: "no records".
                 let family = self.params.ip_family;

@@ -1,8 +1,8 @@
 //! The membership task: the one owner of the core state machine in a driver.
 //!
-//! It follows the core's drain contract: after every input it drains lookups (starting them)
-//! and events (publishing them to [`ClusterState`]), then waits for whichever comes first of
-//! the next timeout, the lookup's answer, or shutdown.
+//! It follows the core's drain contract: after every input it drains lookups (starting them),
+//! abandoned lookups (cancelling them) and events (publishing them to [`ClusterState`]), then
+//! waits for whichever comes first of the next timeout, the lookup's answer, or shutdown.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,14 +36,14 @@ pub async fn run_membership<R: Runtime>(
         while let Some(request) = machine.poll_lookup() {
             in_flight = Some((request.id, source.lookup(&request.name)));
         }
+        // A lookup the machine gave up on (deadline passed) is dropped, which cancels it.
+        while let Some(id) = machine.poll_abandoned() {
+            if in_flight.as_ref().is_some_and(|(current, _)| *current == id) {
+                in_flight = None;
+            }
+        }
         while let Some(event) = machine.poll_event() {
             state.apply(event);
-        }
-        // A lookup the machine gave up on (deadline passed) is dropped, which cancels it.
-        if let Some((id, _)) = &in_flight
-            && machine.in_flight().map(|(current, _)| current) != Some(*id)
-        {
-            in_flight = None;
         }
         let Some(wake_at) = machine.poll_timeout() else {
             break;
