@@ -76,7 +76,7 @@ mod cases {
     use orca_cluster_core::admission::NOT_COORDINATOR_BODY;
     use orca_cluster_core::fill::{DescriptorError, FillCheckError, MAX_ERROR_BODY};
     use orca_cluster_core::wire::encode_query;
-    use orca_cluster_core::{ClusterConfig, Snapshot};
+    use orca_cluster_core::{ClusterConfig, ConfigError, Snapshot};
     use orca_cluster_driver_common::{FillError, StartError, StaticPeerSource, SyntheticOrigin};
     use orca_cluster_testdns::{Mode, TestDnsServer};
     use orca_cluster_tests::faulty_server::{FaultyServer, Response};
@@ -343,24 +343,33 @@ mod cases {
     pub(super) async fn invalid_config_is_an_error<D: Driver>() {
         let nowhere = Setup::static_source(&StaticPeerSource::default());
         let bad = [
-            ClusterConfig {
-                service: String::new(),
-                ..static_config()
-            },
-            ClusterConfig {
-                membership_refresh: Duration::ZERO,
-                ..static_config()
-            },
-            ClusterConfig {
-                lookup_timeout: Duration::ZERO,
-                ..static_config()
-            },
+            (
+                ClusterConfig {
+                    service: String::new(),
+                    ..static_config()
+                },
+                ConfigError::EmptyService,
+            ),
+            (
+                ClusterConfig {
+                    membership_refresh: Duration::ZERO,
+                    ..static_config()
+                },
+                ConfigError::ZeroRefresh,
+            ),
+            (
+                ClusterConfig {
+                    lookup_timeout: Duration::ZERO,
+                    ..static_config()
+                },
+                ConfigError::ZeroLookupTimeout,
+            ),
         ];
-        for config in bad {
+        for (config, want) in bad {
             let result = D::start(config.clone(), nowhere.clone()).await;
             assert!(
-                matches!(result, Err(StartError::Config(_))),
-                "{config:?}: {:?}",
+                matches!(&result, Err(StartError::Config(e)) if *e == want),
+                "{config:?}: want {want:?}, got {:?}",
                 result.map(|_| ())
             );
         }
@@ -651,6 +660,11 @@ mod cases {
                     assert_eq!(code, 502);
                     assert_eq!(body, b"fill failed");
                 }
+                // DIVERGENCE: the same aborted response gives different errors. smol (HTTP/1.1):
+                // `Ok(Drained { error: Some(Check(Truncated { got, expected: CHUNK })) })` with
+                // `got` < CHUNK, for both Short and Long; tokio (h2c): `Err(Http("<addr>: http2
+                // error: stream error received: unexpected internal error encountered"))`, the
+                // stream reset before the body. Left tolerant until the drivers share one client.
                 (
                     Misbehaviour::Short | Misbehaviour::Long,
                     Ok(Drained {
@@ -764,22 +778,20 @@ mod cases {
             );
             assert!(drained.bytes == short, "the verified prefix");
         }
-        // Content-Length right, connection closed half-way (tolerant here; the strict
-        // expectation is `content_length_body_cut_short_is_truncated`).
-        let server = FaultyServer::serving(Response::content_length(
-            RAW_CHUNK,
-            &chunk[..chunk.len() / 2],
-        ));
+        // Content-Length right, connection closed half-way.
+        let half = chunk.len() / 2;
+        let server = FaultyServer::serving(Response::content_length(RAW_CHUNK, &chunk[..half]));
         let drained = fill_from(&cluster, &server).await.unwrap();
         assert!(
             matches!(
                 drained.error,
-                Some(FillError::Http(_) | FillError::Check(FillCheckError::Truncated { .. }))
+                Some(FillError::Check(FillCheckError::Truncated { got, expected }))
+                    if got == half as u64 && expected == RAW_CHUNK
             ),
             "{:?}",
             drained.error
         );
-        assert!(drained.bytes.len() < chunk.len());
+        assert!(drained.bytes == chunk[..half], "the verified prefix");
         let stats = cluster.stats();
         assert_eq!((stats.fills_ok, stats.fills_failed), (0, 3));
         cluster.close(SOON).await.unwrap();
@@ -874,8 +886,8 @@ mod cases {
             FillError::Check(FillCheckError::Status { code, body }) => {
                 assert_eq!(code, 500);
                 assert!(
-                    !body.is_empty() && body.len() <= MAX_ERROR_BODY,
-                    "{}",
+                    body == huge[..MAX_ERROR_BODY],
+                    "the first {MAX_ERROR_BODY} bytes of the body, got {}",
                     body.len()
                 );
             }
@@ -982,6 +994,13 @@ mod cases {
 
         let impostor = client_cluster::<D>(tls_config(&pki.impostor), false, &[]).await;
         let err = impostor.fill(&peer, &k, OBJECT).await.unwrap_err();
+        // DIVERGENCE: the listener rejects the client certificate with the TLS alert
+        // `UnknownCA`, which arrives after the client's side of the TLS 1.3 handshake is done.
+        // smol always reports `Http("request: received fatal alert: UnknownCA")`; tokio reports
+        // `Http("<addr>: ...")` with, from run to run, "connection error: received fatal alert:
+        // UnknownCA", "operation was canceled: connection was not ready", "operation was
+        // canceled: connection closed" or "connection error: stream closed because of a broken
+        // pipe" (the alert is usually lost). Left tolerant until the drivers share one client.
         assert!(
             matches!(err, FillError::Tls(_) | FillError::Http(_)),
             "impostor: {err:?}"
@@ -989,14 +1008,26 @@ mod cases {
 
         let stranger = client_cluster::<D>(tls_config(&pki.stranger), false, &[]).await;
         let err = stranger.fill(&peer, &k, OBJECT).await.unwrap_err();
-        assert!(matches!(err, FillError::Tls(_)), "stranger: {err:?}");
+        // The client rejects the listener's certificate (not from its CA) during the handshake.
+        assert!(
+            matches!(
+                &err,
+                FillError::Tls(e) if e.kind() == std::io::ErrorKind::InvalidData
+                    && e.to_string().contains("invalid peer certificate: UnknownIssuer")
+            ),
+            "stranger: {err:?}"
+        );
 
         let plain = client_cluster::<D>(static_config(), true, &[]).await;
         let err = timeout::<D, _>(SOON, plain.fill(&peer, &k, OBJECT))
             .await
             .expect("a plain client fails fast")
             .unwrap_err();
-        assert!(!matches!(err, FillError::Check(_)), "plain: {err:?}");
+        // The listener answers the plain request with TLS bytes: not an HTTP response.
+        assert!(
+            matches!(&err, FillError::Http(m) if m.contains("invalid HTTP version")),
+            "plain: {err:?}"
+        );
 
         let stats = server.cluster.stats();
         assert_eq!(
