@@ -919,20 +919,16 @@ impl World {
     }
 }
 
-/// Hands a descriptor to the receiver's admission as an HTTP request would carry it.
+/// Hands a descriptor to the receiver's admission as an HTTP request carries it: the method,
+/// the request target and the one `x-orca-internal` header.
 fn admit_request(d: &FillDescriptor, snapshot: &Snapshot) -> Result<Admitted, Rejection> {
-    let (path, query) = match d.path_and_query.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (d.path_and_query.as_str(), None),
-    };
     let [(name, value)] = FillDescriptor::HEADERS;
     assert_eq!(name, INTERNAL_HEADER);
     admit(
         &FillRequestHead {
             method: FillDescriptor::METHOD,
-            path,
-            query,
-            internal_header: Some(value.as_bytes()),
+            target: &d.path_and_query,
+            internal_header: &[value.as_bytes()],
         },
         snapshot,
     )
