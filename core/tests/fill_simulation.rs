@@ -198,6 +198,8 @@ struct Pod {
     machine: Membership,
     alive: bool,
     wake: Option<Instant>,
+    /// The lookup this pod's driver holds: taken, not yet answered or abandoned.
+    held: Option<LookupId>,
 }
 
 /// A fill request on the wire.
@@ -256,6 +258,8 @@ struct Counts {
     snapshot_changes: u64,
     snapshot_changes_after_convergence: u64,
     lookup_failures: u64,
+    /// Lookups the machines told their driver to abandon (deadline passed, or shutdown).
+    abandoned_lookups: u64,
 }
 
 impl Counts {
@@ -274,6 +278,7 @@ impl Counts {
         self.snapshot_changes += o.snapshot_changes;
         self.snapshot_changes_after_convergence += o.snapshot_changes_after_convergence;
         self.lookup_failures += o.lookup_failures;
+        self.abandoned_lookups += o.abandoned_lookups;
     }
 }
 
@@ -420,6 +425,7 @@ impl World {
             machine,
             alive: true,
             wake: None,
+            held: None,
         });
         let i = self.pods.len() - 1;
         // Construction queued the first lookup: drain like after any input.
@@ -472,11 +478,17 @@ impl World {
         Some((latency, LookupAnswer::Records(addrs)))
     }
 
-    /// Drains pod `i` after an input: lookups go to the DNS model, events are counted.
+    /// Drains pod `i` after an input, as the drain contract asks: lookups go to the DNS model,
+    /// abandoned lookups are dropped (their answers never arrive), events are counted, and the
+    /// next wake-up must be later than now.
     fn drain(&mut self, i: usize) {
         let now = self.now;
         while let Some(req) = self.pods[i].machine.poll_lookup() {
             self.check(req.name == SERVICE, || format!("lookup of {:?}", req.name));
+            self.check(self.pods[i].held.is_none(), || {
+                format!("lookup {:?} while {:?} is held", req.id, self.pods[i].held)
+            });
+            self.pods[i].held = Some(req.id);
             if let Some((after, answer)) = self.dns_answer() {
                 self.schedule(
                     after,
@@ -487,6 +499,20 @@ impl World {
                     },
                 );
             }
+        }
+        while let Some(id) = self.pods[i].machine.poll_abandoned() {
+            // The driver drops the lookup: its answer never arrives.
+            self.check(self.pods[i].held == Some(id), || {
+                format!(
+                    "abandoned {id:?}, but the driver holds {:?}",
+                    self.pods[i].held
+                )
+            });
+            self.pods[i].held = None;
+            self.counts.abandoned_lookups += 1;
+            self.queue.retain(
+                |_, ev| !matches!(ev, Ev::Answer { pod, id: answered, .. } if *pod == i && *answered == id),
+            );
         }
         while let Some(ev) = self.pods[i].machine.poll_event() {
             match ev {
@@ -532,6 +558,13 @@ impl World {
     fn deliver_event(&mut self, ev: Ev) {
         match ev {
             Ev::Answer { pod, id, answer } => {
+                self.check(self.pods[pod].held == Some(id), || {
+                    format!(
+                        "answer to {id:?}, but the driver holds {:?}",
+                        self.pods[pod].held
+                    )
+                });
+                self.pods[pod].held = None;
                 let now = self.now;
                 self.pods[pod].machine.handle_lookup(now, id, answer);
                 self.drain(pod);
@@ -986,7 +1019,7 @@ fn fills_across_replicas_during_membership_changes() {
         "{} seeds in {:?}: {} requests ({} local, {} remote, {} admitted), \
          409 during churn {}, 409 after convergence {}, unreachable {}, fallbacks {} \
          (after convergence {}), {} requests after convergence, {} empty chunks, \
-         {} snapshot changes, {} lookup failures",
+         {} snapshot changes, {} lookup failures, {} abandoned lookups",
         seeds.len(),
         started.elapsed(),
         total.requests,
@@ -1002,6 +1035,7 @@ fn fills_across_replicas_during_membership_changes() {
         total.empty_chunks,
         total.snapshot_changes,
         total.lookup_failures,
+        total.abandoned_lookups,
     );
     assert_eq!(total.requests, total.local + total.remote);
     assert_eq!(
