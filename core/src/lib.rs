@@ -12,6 +12,7 @@
 //! - [`Membership`] — the DNS membership state machine.
 //! - [`fill`] — fill request descriptors and response checks (client side).
 //! - [`admission`] — which fill requests a listener admits (server side).
+//! - [`h1`] — a sans-IO HTTP/1.1 codec for the fill exchange (request, heads, body framing).
 //!
 //! ## The drain contract
 //!
@@ -120,6 +121,7 @@ pub mod chunk;
 pub mod config;
 pub mod duration;
 pub mod fill;
+pub mod h1;
 pub mod membership;
 pub mod peer;
 pub mod rendezvous;

@@ -45,6 +45,7 @@ impl FillError {
             FillError::Check(FillCheckError::LengthMismatch { .. }) => "length_mismatch",
             FillError::Check(FillCheckError::Truncated { .. }) => "truncated",
             FillError::Check(FillCheckError::TooLong { .. }) => "too_long",
+            FillError::Check(FillCheckError::MalformedHead { .. }) => "malformed_head",
             FillError::Connect(_) => "connect",
             FillError::ConnectTimeout => "connect_timeout",
             FillError::Tls(_) => "tls",
