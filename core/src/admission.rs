@@ -1,11 +1,21 @@
-//! The listener side of the fill RPC: which requests to admit (the design's section 3.6).
+//! The listener side of the fill RPC: which requests to admit.
 //!
-//! Checks run in this order, and the first failing one decides the answer:
-//! 1. path exactly `/internal/fill`, else 404;
-//! 2. method `GET`, else 405 (with `Allow: GET`);
-//! 3. header `x-orca-internal: 1`, else 400;
-//! 4. the query decodes ([`crate::wire::decode_query`]), else 400 naming the parameter;
-//! 5. this replica coordinates the chunk in its own current snapshot, else 409 with body
+//! Drivers hand over the request as received ([`FillRequestHead`]): the method, the raw request
+//! target and every value of the `x-orca-internal` header. Checks run in this order, and the
+//! first failing one decides the answer:
+//! 1. the request target is in origin-form (starts with `/`), else 400 naming the request
+//!    target (absolute-form `http://h/internal/fill`, authority-form `h:443` and `*` are
+//!    refused: the fill RPC is always addressed by path);
+//! 2. the path, the target up to its first `?`, is byte for byte `/internal/fill`, else 404.
+//!    There is no percent-decoding and no dot-segment normalisation: `/internal/../internal/fill`
+//!    and `/internal%2Ffill` are 404;
+//! 3. method `GET`, else 405 (with `Allow: GET`);
+//! 4. the header `x-orca-internal` appears exactly once with the value `1` (optional whitespace
+//!    around it ignored), else 400 naming the header: absent, repeated, or another value
+//!    such as the list `1, 1`;
+//! 5. the query, the target after its first `?` (empty without one), decodes
+//!    ([`crate::wire::decode_query`]), else 400 naming the parameter;
+//! 6. this replica coordinates the chunk in its own current snapshot, else 409 with body
 //!    `{"reason":"not_coordinator"}`.
 //!
 //! Then the application's filler runs: its failure is [`FILL_FAILED_STATUS`]; success is 200
@@ -33,17 +43,17 @@ pub const FILL_CONTENT_TYPE: &str = "application/octet-stream";
 /// Body of the 409 answer.
 pub const NOT_COORDINATOR_BODY: &str = r#"{"reason":"not_coordinator"}"#;
 
-/// The parts of a request that admission looks at.
+/// The parts of a request that admission looks at, as the driver received them.
 #[derive(Clone, Copy, Debug)]
 pub struct FillRequestHead<'a> {
     /// The method, e.g. `GET`.
     pub method: &'a str,
-    /// The path without the query.
-    pub path: &'a str,
-    /// The raw query string without `?`, if any.
-    pub query: Option<&'a str>,
-    /// The value of the `x-orca-internal` header, if present.
-    pub internal_header: Option<&'a [u8]>,
+    /// The request target exactly as received: the HTTP/1.1 request-target (in whatever form
+    /// the client sent it) or the HTTP/2 `:path`. Not decoded or normalised.
+    pub target: &'a str,
+    /// Every value of the `x-orca-internal` header, in the order received (empty when the
+    /// header is absent; one entry per header line or HTTP/2 field).
+    pub internal_header: &'a [&'a [u8]],
 }
 
 /// An admitted request: serve `expected_len` bytes of `query.key`.
@@ -58,12 +68,17 @@ pub struct Admitted {
 /// Why a request was refused; see [`Rejection::status`] and [`Rejection::body`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rejection {
+    /// The request target is not in origin-form: absolute-form, authority-form, `*` or empty
+    /// (400).
+    BadTarget,
     /// Not `/internal/fill` (404).
     NotFound,
     /// Not `GET` (405).
     MethodNotAllowed,
-    /// No `x-orca-internal: 1` header (400).
+    /// No `x-orca-internal` header, or its value is not `1` (400).
     NotInternal,
+    /// The `x-orca-internal` header appears more than once (400).
+    RepeatedInternalHeader,
     /// The query is invalid (400).
     BadQuery(DecodeError),
     /// This replica does not coordinate the chunk (409).
@@ -76,7 +91,10 @@ impl Rejection {
         match self {
             Rejection::NotFound => 404,
             Rejection::MethodNotAllowed => 405,
-            Rejection::NotInternal | Rejection::BadQuery(_) => 400,
+            Rejection::BadTarget
+            | Rejection::NotInternal
+            | Rejection::RepeatedInternalHeader
+            | Rejection::BadQuery(_) => 400,
             Rejection::NotCoordinator => 409,
         }
     }
@@ -84,11 +102,17 @@ impl Rejection {
     /// The response body (plain text, except the JSON of the 409).
     pub fn body(&self) -> Cow<'static, str> {
         match self {
+            Rejection::BadTarget => Cow::Borrowed(
+                "bad request target: must be a path (origin-form), e.g. /internal/fill?...\n",
+            ),
             Rejection::NotFound => Cow::Borrowed("not found: the only path is /internal/fill\n"),
             Rejection::MethodNotAllowed => Cow::Borrowed("method not allowed: use GET\n"),
             Rejection::NotInternal => {
                 Cow::Borrowed("missing header x-orca-internal: 1 (internal RPC only)\n")
             }
+            Rejection::RepeatedInternalHeader => Cow::Borrowed(
+                "bad header x-orca-internal: must appear exactly once, with value 1\n",
+            ),
             Rejection::BadQuery(e) => Cow::Owned(format!("bad request: {e}\n")),
             Rejection::NotCoordinator => Cow::Borrowed(NOT_COORDINATOR_BODY),
         }
@@ -120,18 +144,38 @@ impl fmt::Display for Rejection {
 #[cfg(feature = "std")]
 impl std::error::Error for Rejection {}
 
-/// Runs the admission checks against the replica's current `snapshot`.
+/// Runs the admission checks against the replica's current `snapshot`, in the order of the
+/// module docs:
+///
+/// 1. `head.target` must be in origin-form (start with `/`), else [`Rejection::BadTarget`]
+///    (400);
+/// 2. its path, up to the first `?`, must equal `/internal/fill` byte for byte (no
+///    percent-decoding, no dot-segment normalisation), else [`Rejection::NotFound`] (404);
+/// 3. `head.method` must be `GET`, else [`Rejection::MethodNotAllowed`] (405);
+/// 4. `head.internal_header` must hold exactly one value, equal to `1` once surrounding spaces
+///    and tabs are trimmed: several values are [`Rejection::RepeatedInternalHeader`], none or
+///    another value (including a list such as `1, 1`) [`Rejection::NotInternal`] (both 400);
+/// 5. the query, after the first `?` (empty without one), must decode, else
+///    [`Rejection::BadQuery`] (400, naming the parameter);
+/// 6. `snapshot` must make this replica the chunk's coordinator, else
+///    [`Rejection::NotCoordinator`] (409).
 pub fn admit(head: &FillRequestHead<'_>, snapshot: &Snapshot) -> Result<Admitted, Rejection> {
-    if head.path != FILL_PATH {
+    if !head.target.starts_with('/') {
+        return Err(Rejection::BadTarget);
+    }
+    let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
+    if path != FILL_PATH {
         return Err(Rejection::NotFound);
     }
     if head.method != "GET" {
         return Err(Rejection::MethodNotAllowed);
     }
-    if head.internal_header.map(<[u8]>::trim_ascii) != Some(INTERNAL_HEADER_VALUE.as_bytes()) {
-        return Err(Rejection::NotInternal);
+    match head.internal_header {
+        [value] if trim_ows(value) == INTERNAL_HEADER_VALUE.as_bytes() => {}
+        [_, _, ..] => return Err(Rejection::RepeatedInternalHeader),
+        _ => return Err(Rejection::NotInternal),
     }
-    let query = decode_query(head.query.unwrap_or("")).map_err(Rejection::BadQuery)?;
+    let query = decode_query(query).map_err(Rejection::BadQuery)?;
     if !snapshot.is_coordinator(&query.key) {
         return Err(Rejection::NotCoordinator);
     }
@@ -143,6 +187,17 @@ pub fn admit(head: &FillRequestHead<'_>, snapshot: &Snapshot) -> Result<Admitted
         query,
         expected_len,
     })
+}
+
+/// A field value without the optional whitespace (spaces and tabs) around it.
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    value.get(start..end).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -179,52 +234,141 @@ mod tests {
         (s, mine, theirs)
     }
 
-    fn head<'a>(
-        method: &'a str,
-        path: &'a str,
-        query: &'a str,
-        hdr: Option<&'a [u8]>,
-    ) -> FillRequestHead<'a> {
+    fn head<'a>(method: &'a str, target: &'a str, hdr: &'a [&'a [u8]]) -> FillRequestHead<'a> {
         FillRequestHead {
             method,
-            path,
-            query: Some(query),
+            target,
             internal_header: hdr,
         }
     }
 
+    const ONE: &[&[u8]] = &[b"1"];
+
     #[test]
     fn checks_run_in_order() {
         let (s, mine, theirs) = setup();
-        let good: String = encode_query(&key(mine), 1000);
-        let other: String = encode_query(&key(theirs), 1000);
-        let one = Some(&b"1"[..]);
+        let good: String = alloc::format!("{FILL_PATH}?{}", encode_query(&key(mine), 1000));
+        let other: String = alloc::format!("{FILL_PATH}?{}", encode_query(&key(theirs), 1000));
+        let absolute = alloc::format!("http://10.0.0.1:8444{good}");
         assert_eq!(
-            admit(&head("POST", "/x", "", None), &s),
+            admit(&head("POST", &absolute, &[]), &s),
+            Err(Rejection::BadTarget)
+        );
+        assert_eq!(
+            admit(&head("POST", "/x", &[]), &s),
             Err(Rejection::NotFound)
         );
         assert_eq!(
-            admit(&head("POST", FILL_PATH, &good, one), &s),
+            admit(&head("POST", &good, ONE), &s),
             Err(Rejection::MethodNotAllowed)
         );
         assert_eq!(
-            admit(&head("GET", FILL_PATH, &good, None), &s),
+            admit(&head("GET", "/internal/fill?key=k", &[]), &s),
             Err(Rejection::NotInternal)
         );
         assert_eq!(
-            admit(&head("GET", FILL_PATH, &good, Some(b"yes")), &s),
+            admit(&head("GET", &good, &[b"yes"]), &s),
             Err(Rejection::NotInternal)
         );
-        let bad = admit(&head("GET", FILL_PATH, "key=k", one), &s).unwrap_err();
+        assert_eq!(
+            admit(&head("GET", "/internal/fill?key=k", &[b"1", b"1"]), &s),
+            Err(Rejection::RepeatedInternalHeader)
+        );
+        let bad = admit(&head("GET", "/internal/fill?key=k", ONE), &s).unwrap_err();
         assert_eq!(bad.status(), 400);
         assert!(bad.body().contains("origin_id"), "{}", bad.body());
-        let nc = admit(&head("GET", FILL_PATH, &other, one), &s).unwrap_err();
+        let nc = admit(&head("GET", &other, ONE), &s).unwrap_err();
         assert_eq!(
             (nc.status(), nc.body().as_ref()),
             (409, NOT_COORDINATOR_BODY)
         );
-        let ok = admit(&head("GET", FILL_PATH, &good, one), &s).unwrap();
+        let ok = admit(&head("GET", &good, ONE), &s).unwrap();
         assert_eq!(ok.expected_len, 10);
         assert_eq!(Rejection::MethodNotAllowed.allow(), Some("GET"));
+    }
+
+    #[test]
+    fn the_target_is_matched_raw() {
+        let (s, mine, _) = setup();
+        let query = encode_query(&key(mine), 1000);
+        let at = |path: &str| alloc::format!("{path}?{query}");
+        assert!(admit(&head("GET", &at(FILL_PATH), ONE), &s).is_ok());
+        for path in [
+            "/internal/../internal/fill",
+            "/internal/./fill",
+            "//internal/fill",
+            "/internal/fill/",
+            "/internal%2Ffill",
+            "/internal/fil%6C",
+            "/INTERNAL/fill",
+            "/internal/fill;x",
+            "/internal/fill#",
+        ] {
+            assert_eq!(
+                admit(&head("GET", &at(path), ONE), &s),
+                Err(Rejection::NotFound),
+                "{path}"
+            );
+        }
+        // Only the first `?` splits: the rest belongs to the query.
+        let twice = alloc::format!("{FILL_PATH}??{query}");
+        assert!(matches!(
+            admit(&head("GET", &twice, ONE), &s),
+            Err(Rejection::BadQuery(_))
+        ));
+        // No `?` at all: an empty query, which lacks every parameter.
+        assert!(matches!(
+            admit(&head("GET", FILL_PATH, ONE), &s),
+            Err(Rejection::BadQuery(_))
+        ));
+    }
+
+    #[test]
+    fn only_origin_form_targets_are_admitted() {
+        let (s, mine, _) = setup();
+        let query = encode_query(&key(mine), 1000);
+        for target in [
+            alloc::format!("http://10.0.0.1:8444{FILL_PATH}?{query}"),
+            alloc::format!("https://h{FILL_PATH}?{query}"),
+            "10.0.0.1:8444".into(),
+            "*".into(),
+            String::new(),
+            alloc::format!("internal/fill?{query}"),
+            alloc::format!(" {FILL_PATH}?{query}"),
+        ] {
+            let r = admit(&head("GET", &target, ONE), &s).unwrap_err();
+            assert_eq!(r, Rejection::BadTarget, "{target:?}");
+            assert_eq!(r.status(), 400);
+            assert!(r.body().contains("request target"), "{}", r.body());
+        }
+    }
+
+    #[test]
+    fn the_internal_header_appears_once_with_value_1() {
+        let (s, mine, _) = setup();
+        let good = alloc::format!("{FILL_PATH}?{}", encode_query(&key(mine), 1000));
+        for ok in [&b"1"[..], b" 1", b"1\t", b"\t 1  "] {
+            assert!(admit(&head("GET", &good, &[ok]), &s).is_ok(), "{ok:?}");
+        }
+        for (values, want) in [
+            (&[][..], Rejection::NotInternal),
+            (&[&b""[..]], Rejection::NotInternal),
+            (&[&b"1, 1"[..]], Rejection::NotInternal),
+            (&[&b"1,1"[..]], Rejection::NotInternal),
+            (&[&b"01"[..]], Rejection::NotInternal),
+            (&[&b"true"[..]], Rejection::NotInternal),
+            (&[&b"1\r"[..]], Rejection::NotInternal),
+            (&[&b"1"[..], &b"1"[..]], Rejection::RepeatedInternalHeader),
+            (&[&b"1"[..], &b""[..]], Rejection::RepeatedInternalHeader),
+            (
+                &[&b"0"[..], &b"1"[..], &b"1"[..]],
+                Rejection::RepeatedInternalHeader,
+            ),
+        ] {
+            let r = admit(&head("GET", &good, values), &s).unwrap_err();
+            assert_eq!(r, want, "{values:?}");
+            assert_eq!(r.status(), 400);
+            assert!(r.body().contains("x-orca-internal"), "{}", r.body());
+        }
     }
 }

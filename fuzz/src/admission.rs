@@ -12,9 +12,37 @@ enum Method {
     Any(String),
 }
 
+/// The path part of the request target.
 #[derive(Arbitrary, Debug)]
 enum Path {
     Fill,
+    /// Paths that a normalising or decoding server would take for `/internal/fill`.
+    Lookalike(u8),
+    Any(String),
+}
+
+const LOOKALIKES: &[&str] = &[
+    "/internal/../internal/fill",
+    "/internal/./fill",
+    "//internal/fill",
+    "/internal/fill/",
+    "/internal%2Ffill",
+    "/internal/fil%6c",
+    "/INTERNAL/fill",
+];
+
+/// How the target is written around the path.
+#[derive(Arbitrary, Debug)]
+enum Form {
+    /// `path[?query]`, as sent to a server by path.
+    Origin,
+    /// `http://authority` + origin-form.
+    Absolute(String),
+    /// `*`.
+    Asterisk,
+    /// An authority alone (`host:port`).
+    Authority(String),
+    /// An arbitrary target.
     Any(String),
 }
 
@@ -28,20 +56,22 @@ enum Query {
     Any(String),
 }
 
+/// One value of the `x-orca-internal` header.
 #[derive(Arbitrary, Debug)]
 enum Header {
-    Absent,
     One,
     OnePadded,
+    List,
     Any(Vec<u8>),
 }
 
 #[derive(Arbitrary, Debug)]
 struct Input {
     method: Method,
+    form: Form,
     path: Path,
     query: Query,
-    header: Header,
+    headers: Vec<Header>,
     me: PeerAddr,
     peers: Vec<PeerAddr>,
     scoring: Scoring,
@@ -59,6 +89,7 @@ pub fn admission(data: &[u8]) {
     };
     let path = match &input.path {
         Path::Fill => FILL_PATH.to_string(),
+        Path::Lookalike(i) => LOOKALIKES[usize::from(*i) % LOOKALIKES.len()].to_string(),
         Path::Any(s) => s.clone(),
     };
     let query: Option<String> = match &input.query {
@@ -69,30 +100,62 @@ pub fn admission(data: &[u8]) {
         }
         Query::Any(s) => Some(s.clone()),
     };
-    let header: Option<Vec<u8>> = match &input.header {
-        Header::Absent => None,
-        Header::One => Some(b"1".to_vec()),
-        Header::OnePadded => Some(b" 1\t".to_vec()),
-        Header::Any(b) => Some(b.clone()),
+    let origin = match &query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.clone(),
     };
+    let target = match &input.form {
+        Form::Origin => origin.clone(),
+        Form::Absolute(authority) => format!("http://{authority}{origin}"),
+        Form::Asterisk => "*".to_string(),
+        Form::Authority(authority) => authority.clone(),
+        Form::Any(s) => s.clone(),
+    };
+    input.headers.truncate(8);
+    let values: Vec<Vec<u8>> = input
+        .headers
+        .iter()
+        .map(|h| match h {
+            Header::One => b"1".to_vec(),
+            Header::OnePadded => b" 1\t".to_vec(),
+            Header::List => b"1, 1".to_vec(),
+            Header::Any(b) => b.clone(),
+        })
+        .collect();
+    let header: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
     let id = SelfIdentity::new([input.me.ip], input.me.port).expect("one ip");
     let snapshot = Snapshot::new(&id, input.peers.iter().copied(), input.scoring, 1);
     let head = FillRequestHead {
         method: &method,
-        path: &path,
-        query: query.as_deref(),
-        internal_header: header.as_deref(),
+        target: &target,
+        internal_header: &header,
     };
 
     let verdict = admit(&head, &snapshot);
 
-    // The checks run in the documented order; model it and compare.
-    let internal = header.as_deref().map(<[u8]>::trim_ascii) == Some(&b"1"[..]);
-    let decoded = decode_query(query.as_deref().unwrap_or(""));
-    let expected: Result<(), Rejection> = if path != FILL_PATH {
+    // The checks run in the documented order; model it and compare. The model splits the
+    // target independently of the code under test.
+    let origin_form = target.as_bytes().first() == Some(&b'/');
+    let (target_path, target_query) = match target.find('?') {
+        Some(i) => (&target[..i], &target[i + 1..]),
+        None => (target.as_str(), ""),
+    };
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let internal = header.len() == 1 && {
+        let v = header[0];
+        let start = v.iter().position(|b| !ows(b)).unwrap_or(v.len());
+        let end = v.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+        &v[start..end] == b"1"
+    };
+    let decoded = decode_query(target_query);
+    let expected: Result<(), Rejection> = if !origin_form {
+        Err(Rejection::BadTarget)
+    } else if target_path != FILL_PATH {
         Err(Rejection::NotFound)
     } else if method != "GET" {
         Err(Rejection::MethodNotAllowed)
+    } else if header.len() > 1 {
+        Err(Rejection::RepeatedInternalHeader)
     } else if !internal {
         Err(Rejection::NotInternal)
     } else {
@@ -102,6 +165,10 @@ pub fn admission(data: &[u8]) {
             Ok(_) => Ok(()),
         }
     };
+    // A look-alike path sent by path is never the fill path (no decoding, no normalisation).
+    if matches!(input.path, Path::Lookalike(_)) && matches!(input.form, Form::Origin) {
+        assert_eq!(expected, Err(Rejection::NotFound));
+    }
     match verdict {
         Ok(admitted) => {
             assert_eq!(expected, Ok(()), "admitted {admitted:?}");
@@ -118,6 +185,13 @@ pub fn admission(data: &[u8]) {
             let status = rejection.status();
             assert!(matches!(status, 400 | 404 | 405 | 409), "status {status}");
             assert!(!rejection.body().is_empty());
+            match rejection {
+                Rejection::BadTarget => assert!(rejection.body().contains("request target")),
+                Rejection::NotInternal | Rejection::RepeatedInternalHeader => {
+                    assert!(rejection.body().contains("x-orca-internal"));
+                }
+                _ => {}
+            }
             assert_eq!(rejection.allow().is_some(), status == 405);
             let _ = rejection.to_string();
             let _ = rejection.content_type();
