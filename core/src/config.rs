@@ -42,6 +42,24 @@ pub enum ConfigError {
         /// The text.
         value: String,
     },
+    /// `self_port`: unset (0), and no entry of the static peer list, which carries ports, is
+    /// one of this replica's IPs, so self cannot be found in it.
+    NoSelfPeerEntry {
+        /// The self IPs looked for.
+        self_ips: Vec<IpAddr>,
+    },
+    /// `self_port`: unset (0), and entries of the static peer list with different ports are
+    /// this replica's IPs, so which one is self is ambiguous.
+    AmbiguousSelfPort {
+        /// The candidate ports, ascending.
+        ports: Vec<u16>,
+    },
+    /// `self_port`: set, but no entry of the static peer list, which carries ports, is one of
+    /// this replica's IPs with that port.
+    SelfPortNotListed {
+        /// The configured self port.
+        port: u16,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -60,8 +78,35 @@ impl fmt::Display for ConfigError {
             ConfigError::BadDuration { field, value } => {
                 write!(f, "{field}: {value:?} is not a duration like 5s, 500ms or 1m30s")
             }
+            ConfigError::NoSelfPeerEntry { self_ips } => {
+                f.write_str("self_port: no entry of the static peer list matches this replica's IPs (")?;
+                write_list(f, self_ips)?;
+                f.write_str("); add this replica to the list or set the self port")
+            }
+            ConfigError::AmbiguousSelfPort { ports } => {
+                f.write_str(
+                    "self_port: several entries of the static peer list match this replica's IPs, with ports ",
+                )?;
+                write_list(f, ports)?;
+                f.write_str("; set the self port")
+            }
+            ConfigError::SelfPortNotListed { port } => write!(
+                f,
+                "self_port: no entry of the static peer list is this replica's IP with port {port}"
+            ),
         }
     }
+}
+
+/// Writes `items` separated by `, `.
+fn write_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{item}")?;
+    }
+    Ok(())
 }
 
 #[cfg(feature = "std")]

@@ -4,6 +4,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 
+use crate::config::ConfigError;
+
 /// One replica in a peer-set snapshot.
 ///
 /// `port == 0` means "the port of `internal_listen`" (production: every pod listens on the same
@@ -154,6 +156,57 @@ impl SelfIdentity {
     }
 }
 
+/// The self port to use: `self_port` as configured (0 = unset), checked against (or taken
+/// from) a static peer list.
+///
+/// `static_peers` is the list when the peer source is a static one, `None` for DNS or another
+/// source. Self is the entry whose IP is one of `self_ips` (IPv4-mapped IPv6 counts as IPv4)
+/// and whose port is the self port, so a list that carries ports must contain self:
+///
+/// - no static list, or a list without ports (all 0, or empty): `self_port` unchanged;
+/// - `self_port` 0: the entries whose IP is a self IP must all have one port, which is used
+///   ([`ConfigError::NoSelfPeerEntry`] when there is no such entry,
+///   [`ConfigError::AmbiguousSelfPort`] when they have different ports);
+/// - `self_port` set: an entry must be a self IP with that port, else
+///   [`ConfigError::SelfPortNotListed`].
+///
+/// Without this check a static `ip:port` list and an unset self port would make the replica
+/// add itself as `ip:0`, a peer nobody else knows, so that every fill it receives gets 409.
+pub fn resolve_self_port(
+    self_ips: &[IpAddr],
+    self_port: u16,
+    static_peers: Option<&[PeerAddr]>,
+) -> Result<u16, ConfigError> {
+    let Some(list) = static_peers else {
+        return Ok(self_port);
+    };
+    if list.iter().all(|p| p.port == 0) {
+        return Ok(self_port);
+    }
+    let is_self_ip = |ip: IpAddr| {
+        let ip = canonical_ip(ip);
+        self_ips.iter().any(|s| canonical_ip(*s) == ip)
+    };
+    let mine = list.iter().filter(|p| is_self_ip(p.ip));
+    if self_port != 0 {
+        return if mine.clone().any(|p| p.port == self_port) {
+            Ok(self_port)
+        } else {
+            Err(ConfigError::SelfPortNotListed { port: self_port })
+        };
+    }
+    let mut ports: Vec<u16> = mine.map(|p| p.port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    match ports.as_slice() {
+        [port] => Ok(*port),
+        [] => Err(ConfigError::NoSelfPeerEntry {
+            self_ips: self_ips.to_vec(),
+        }),
+        _ => Err(ConfigError::AmbiguousSelfPort { ports }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +251,87 @@ mod tests {
         };
         assert_eq!(p.socket_addr(8444).port(), 4000);
         assert_eq!(p.to_string(), "127.0.0.1:4000 (self)");
+    }
+
+    fn addr(s: &str) -> PeerAddr {
+        PeerAddr::from(s.parse::<SocketAddr>().unwrap())
+    }
+
+    #[test]
+    fn self_port_without_a_static_list_or_ports_is_unchanged() {
+        let me: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(resolve_self_port(&[me], 0, None), Ok(0));
+        assert_eq!(resolve_self_port(&[me], 4001, None), Ok(4001));
+        assert_eq!(resolve_self_port(&[me], 0, Some(&[])), Ok(0));
+        let no_ports = [addr("10.0.0.2:0"), addr("10.0.0.3:0")];
+        assert_eq!(resolve_self_port(&[me], 0, Some(&no_ports)), Ok(0));
+        assert_eq!(resolve_self_port(&[me], 7, Some(&no_ports)), Ok(7));
+    }
+
+    #[test]
+    fn self_port_is_taken_from_the_unique_entry_of_a_self_ip() {
+        let me: IpAddr = "127.0.0.1".parse().unwrap();
+        let list = [
+            addr("127.0.0.2:4001"),
+            addr("127.0.0.1:4002"),
+            addr("10.0.0.1:4003"),
+        ];
+        assert_eq!(resolve_self_port(&[me], 0, Some(&list)), Ok(4002));
+        // Listed twice with the same port: still one candidate. A mapped self IP matches.
+        let list = [addr("127.0.0.1:4002"), addr("[::ffff:127.0.0.1]:4002")];
+        assert_eq!(resolve_self_port(&[me], 0, Some(&list)), Ok(4002));
+        // Dual-stack self: either IP may be the listed one.
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        let list = [addr("[fd00::1]:4005"), addr("10.0.0.9:4006")];
+        assert_eq!(resolve_self_port(&[me, v6], 0, Some(&list)), Ok(4005));
+    }
+
+    #[test]
+    fn self_port_errors_name_the_field() {
+        let me: IpAddr = "127.0.0.1".parse().unwrap();
+        let others = [addr("127.0.0.2:4001"), addr("127.0.0.3:4001")];
+        let e = resolve_self_port(&[me], 0, Some(&others)).unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::NoSelfPeerEntry {
+                self_ips: alloc::vec![me]
+            }
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "self_port: no entry of the static peer list matches this replica's IPs (127.0.0.1)"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("set the self port"), "{text}");
+
+        let shared = [
+            addr("127.0.0.1:4003"),
+            addr("127.0.0.1:4001"),
+            addr("127.0.0.1:4003"),
+        ];
+        let e = resolve_self_port(&[me], 0, Some(&shared)).unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::AmbiguousSelfPort {
+                ports: alloc::vec![4001, 4003]
+            }
+        );
+        assert!(e.to_string().starts_with("self_port: "), "{e}");
+        assert!(
+            e.to_string().contains("4001, 4003; set the self port"),
+            "{e}"
+        );
+        // Setting the port resolves the ambiguity when it is listed...
+        assert_eq!(resolve_self_port(&[me], 4003, Some(&shared)), Ok(4003));
+        // ...and is an error when it is not (nor with another IP).
+        let e = resolve_self_port(&[me], 4002, Some(&shared)).unwrap_err();
+        assert_eq!(e, ConfigError::SelfPortNotListed { port: 4002 });
+        assert!(e.to_string().starts_with("self_port: "), "{e}");
+        assert_eq!(
+            resolve_self_port(&[me], 4001, Some(&others)),
+            Err(ConfigError::SelfPortNotListed { port: 4001 })
+        );
     }
 }

@@ -24,6 +24,13 @@ pub trait PeerSource: Send + Sync + 'static {
     /// Looks up the peers of `name`. Failures are answers
     /// ([`LookupAnswer::Failed`]), not panics.
     fn lookup(&self, name: &str) -> Pin<Box<dyn Future<Output = LookupAnswer> + Send + 'static>>;
+
+    /// The list of a static source, as it is now; `None` (the default) for DNS and other
+    /// sources. Start-up checks the self port against it
+    /// ([`orca_cluster_core::peer::resolve_self_port`]).
+    fn static_peers(&self) -> Option<Vec<PeerAddr>> {
+        None
+    }
 }
 
 /// A fixed but mutable list of peers (tests, single-host clusters). Clones share the list.
@@ -67,6 +74,15 @@ impl PeerSource for StaticPeerSource {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         Box::pin(std::future::ready(LookupAnswer::Records(list)))
+    }
+
+    fn static_peers(&self) -> Option<Vec<PeerAddr>> {
+        Some(
+            self.peers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
     }
 }
 

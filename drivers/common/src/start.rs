@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use hickory_resolver::ConnectionProvider;
 use hickory_resolver::config::{ResolverConfig, ResolverOpts};
+use orca_cluster_core::peer::resolve_self_port;
 use orca_cluster_core::{ClusterConfig, Membership};
 
 use crate::error::StartError;
@@ -30,8 +31,10 @@ pub struct Discovery {
     /// An explicit hickory configuration and options (the membership options are applied on
     /// top: no cache, A and AAAA, the lookup timeout).
     pub resolver: Option<(ResolverConfig, ResolverOpts)>,
-    /// This replica's port as it appears in peer records: 0 for DNS, where records carry no
-    /// port; the listener's port for static sources where replicas share an IP.
+    /// This replica's port as it appears in peer records: 0 (unset) for DNS, where records
+    /// carry no port; the listener's port for static sources where replicas share an IP. With
+    /// a static list that carries ports it may stay 0 when exactly one entry is a self IP (its
+    /// port is used); see [`MembershipStart::new`].
     pub self_port: u16,
 }
 
@@ -76,6 +79,7 @@ impl Discovery {
 /// leaves no task behind.
 pub struct MembershipStart {
     machine: Membership,
+    self_port: u16,
     source: Arc<dyn PeerSource>,
     clock: Clock,
     state: Arc<ClusterState>,
@@ -91,8 +95,13 @@ impl fmt::Debug for MembershipStart {
 
 impl MembershipStart {
     /// Fills an empty `config.self_pod_ip` from the `POD_IP` environment variable, validates
-    /// `config` (errors name the field), builds the peer source and the state machine, and
-    /// the shared state holding the bootstrap snapshot `[self]`.
+    /// `config` (errors name the field), builds the peer source, resolves the self port, and
+    /// builds the state machine and the shared state holding the bootstrap snapshot `[self]`.
+    ///
+    /// The self port is `discovery.self_port`, checked against the list of a static source
+    /// that carries ports, or taken from its one entry with a self IP when unset
+    /// ([`resolve_self_port`]): a list that does not contain this replica is a
+    /// [`StartError::Config`] naming `self_port`.
     pub fn new<P: ConnectionProvider>(
         config: &mut ClusterConfig,
         discovery: &Discovery,
@@ -100,17 +109,28 @@ impl MembershipStart {
     ) -> Result<MembershipStart, StartError> {
         config.self_pod_ip = crate::self_ips_or_env(&config.self_pod_ip)?;
         let mut membership = config.membership()?;
-        membership.self_port = discovery.self_port;
         let source = discovery.peer_source(provider, config)?;
+        let static_peers = source.static_peers();
+        membership.self_port = resolve_self_port(
+            &membership.self_ips,
+            discovery.self_port,
+            static_peers.as_deref(),
+        )?;
         let clock = Clock::new();
         let machine = Membership::new(&membership, clock.now())?;
         let state = ClusterState::new(machine.snapshot().clone());
         Ok(MembershipStart {
             machine,
+            self_port: membership.self_port,
             source,
             clock,
             state,
         })
+    }
+
+    /// This replica's port in peer records, as resolved by [`MembershipStart::new`].
+    pub fn self_port(&self) -> u16 {
+        self.self_port
     }
 
     /// The shared state the membership task will publish to.
