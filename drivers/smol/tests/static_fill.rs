@@ -210,10 +210,14 @@ fn idle_timeout_and_zero_pool() {
                 1,
             ),
         ] {
+            // The client is 127.0.0.1:1 in its own copy of the list (self must be listed).
+            let phantom = std::net::SocketAddr::new(LOCALHOST, 1);
+            let client_source =
+                orca_cluster_smol::StaticPeerSource::new(source.get().into_iter().chain([phantom]));
             let client = Cluster::start(
                 config(None),
                 Options::default()
-                    .with_peer_source(source.clone())
+                    .with_peer_source(client_source)
                     .with_self_port(1)
                     .with_pool_settings(settings),
             )
