@@ -11,12 +11,17 @@
 mod admission;
 mod decode_query;
 mod fill_response;
+mod h1_common;
+mod h1_request;
+mod h1_response;
 mod membership;
 mod rendezvous;
 
 pub use admission::admission;
 pub use decode_query::decode_query;
 pub use fill_response::fill_response;
+pub use h1_request::h1_request;
+pub use h1_response::h1_response;
 pub use membership::membership;
 pub use rendezvous::rendezvous;
 
@@ -30,6 +35,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("membership", membership),
     ("rendezvous", rendezvous),
     ("admission", admission),
+    ("h1_response", h1_response),
+    ("h1_request", h1_request),
 ];
 
 /// Decodes a structured input the way libfuzzer-sys does for `|input: T|` targets.
