@@ -95,7 +95,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod bench;
 mod client;
 mod cluster;
 pub mod dns_runtime;

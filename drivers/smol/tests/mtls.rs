@@ -15,7 +15,7 @@ use orca_cluster_smol::{
 };
 use rustls_pki_types::ServerName;
 use rustls_pki_types::pem::PemObject;
-use support::certs::{Ca, temp_dir, write_settings};
+use orca_cluster_test_support::{Pki, TempDir};
 use support::*;
 
 const NAME: &str = "orca-peers.test";
@@ -52,10 +52,14 @@ async fn fill(c: &Cluster, addr: SocketAddr, k: &ChunkKey) -> Result<Vec<u8>, Fi
 
 #[test]
 fn replicas_fill_over_mutual_tls() {
-    let ca = Ca::new("ca one");
-    let dir = temp_dir("mtls-ok");
+    let pki = Pki::new(&[NAME]).unwrap();
+    let dir = TempDir::new("smol-mtls-ok").unwrap();
     let settings: Vec<TlsSettings> = (0..3)
-        .map(|i| write_settings(&dir, &format!("r{i}"), &ca.leaf(&[NAME]), &ca.pem, NAME))
+        .map(|i| {
+            let leaf = pki.ca.leaf(&[NAME]).unwrap();
+            let name = format!("r{i}");
+            leaf.write(dir.path(), &name, pki.ca.pem(), NAME).unwrap()
+        })
         .collect();
     run(30, async {
         let (replicas, _) = replicas(
@@ -100,10 +104,17 @@ fn replicas_fill_over_mutual_tls() {
 
 #[test]
 fn server_from_another_ca_or_with_another_name_is_rejected() {
-    let ca = Ca::new("ca one");
-    let other = Ca::new("ca two");
-    let dir = temp_dir("mtls-server");
-    let server_tls = write_settings(&dir, "server", &ca.leaf(&[NAME]), &ca.pem, NAME);
+    let pki = Pki::new(&[NAME]).unwrap();
+    let dir = TempDir::new("smol-mtls-server").unwrap();
+    let write = |identity: &orca_cluster_test_support::Identity,
+                 name: &str,
+                 trusted: &str,
+                 server_name: &str| {
+        identity
+            .write(dir.path(), name, trusted, server_name)
+            .unwrap()
+    };
+    let server_tls = write(&pki.server, "server", pki.ca.pem(), NAME);
     run(30, async {
         let (replicas, _) = replicas(
             1,
@@ -116,52 +127,34 @@ fn server_from_another_ca_or_with_another_name_is_rejected() {
         let k = key(0, CHUNK);
 
         // Trusting another CA only.
-        let c = client(write_settings(
-            &dir,
-            "c1",
-            &other.leaf(&[NAME]),
-            &other.pem,
-            NAME,
-        ))
-        .await;
+        let c = client(write(&pki.foreign, "c1", pki.foreign_ca.pem(), NAME)).await;
         let e = fill(&c, addr, &k).await.unwrap_err();
         assert!(matches!(e, FillError::Tls(_)), "{e}");
 
         // Right CA, wrong expected name.
-        let c = client(write_settings(
-            &dir,
-            "c2",
-            &ca.leaf(&[NAME]),
-            &ca.pem,
-            "someone-else.test",
-        ))
-        .await;
+        let c = client(write(&pki.client, "c2", pki.ca.pem(), "someone-else.test")).await;
         let e = fill(&c, addr, &k).await.unwrap_err();
         assert!(matches!(e, FillError::Tls(_)), "{e}");
 
         // No server name configured: the peer's IP is verified; this certificate has no IP.
-        let c = client(write_settings(&dir, "c3", &ca.leaf(&[NAME]), &ca.pem, "")).await;
+        let c = client(write(&pki.client, "c3", pki.ca.pem(), "")).await;
         let e = fill(&c, addr, &k).await.unwrap_err();
         assert!(matches!(e, FillError::Tls(_)), "{e}");
 
         // Right CA and name: accepted.
-        let c = client(write_settings(&dir, "c4", &ca.leaf(&[NAME]), &ca.pem, NAME)).await;
+        let c = client(write(&pki.client, "c4", pki.ca.pem(), NAME)).await;
         assert!(fill(&c, addr, &k).await.unwrap() == SyntheticOrigin::chunk_bytes(&k, OBJECT));
     });
 }
 
 #[test]
 fn clients_without_a_certificate_or_from_another_ca_are_rejected() {
-    let ca = Ca::new("ca one");
-    let other = Ca::new("ca two");
-    let dir = temp_dir("mtls-client");
-    let server_tls = write_settings(
-        &dir,
-        "server",
-        &ca.leaf(&[NAME, "127.0.0.1"]),
-        &ca.pem,
-        NAME,
-    );
+    let pki = Pki::new(&[NAME, "127.0.0.1"]).unwrap();
+    let dir = TempDir::new("smol-mtls-client").unwrap();
+    let server_tls = pki
+        .server
+        .write(dir.path(), "server", pki.ca.pem(), NAME)
+        .unwrap();
     run(30, async {
         let (replicas, _) = replicas(
             1,
@@ -174,7 +167,10 @@ fn clients_without_a_certificate_or_from_another_ca_are_rejected() {
         let k = key(0, CHUNK);
 
         // Client certificate from another CA (the client itself trusts the server's CA).
-        let mixed = write_settings(&dir, "mixed", &other.leaf(&[NAME]), &ca.pem, NAME);
+        let mixed = pki
+            .foreign
+            .write(dir.path(), "mixed", pki.ca.pem(), NAME)
+            .unwrap();
         let c = client(mixed).await;
         let e = fill(&c, addr, &k).await.unwrap_err();
         assert!(matches!(e, FillError::Tls(_) | FillError::Http(_)), "{e}");
@@ -185,7 +181,7 @@ fn clients_without_a_certificate_or_from_another_ca_are_rejected() {
 
         // No client certificate at all: a bare rustls client.
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.pem.as_bytes()) {
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pki.ca.pem().as_bytes()) {
             roots.add(cert.unwrap()).unwrap();
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -231,11 +227,15 @@ fn clients_without_a_certificate_or_from_another_ca_are_rejected() {
 
 #[test]
 fn rotated_certificates_are_picked_up() {
-    let ca = Ca::new("ca one");
-    let dir = temp_dir("mtls-rotate");
+    let pki = Pki::new(&[NAME]).unwrap();
+    let dir = TempDir::new("smol-mtls-rotate").unwrap();
     // The server starts with a certificate for another name; the client expects NAME.
-    let server_tls = write_settings(&dir, "server", &ca.leaf(&["old-name.test"]), &ca.pem, NAME);
-    let client_tls = write_settings(&dir, "client", &ca.leaf(&[NAME]), &ca.pem, NAME);
+    let server_tls = (pki.ca.leaf(&["old-name.test"]).unwrap())
+        .write(dir.path(), "server", pki.ca.pem(), NAME)
+        .unwrap();
+    let client_tls = (pki.client)
+        .write(dir.path(), "client", pki.ca.pem(), NAME)
+        .unwrap();
     run(30, async {
         let (replicas, _) = replicas(
             1,
@@ -250,9 +250,9 @@ fn rotated_certificates_are_picked_up() {
         let e = fill(&c, addr, &k).await.unwrap_err();
         assert!(matches!(e, FillError::Tls(_)), "{e}");
         // Rotate the server's files in place (as Kubernetes does with mounted secrets).
-        let (cert, key_pem) = ca.leaf(&[NAME, "rotated.test"]);
-        std::fs::write(&server_tls.key_file, key_pem).unwrap();
-        std::fs::write(&server_tls.cert_file, cert).unwrap();
+        let rotated = pki.ca.leaf(&[NAME, "rotated.test"]).unwrap();
+        std::fs::write(&server_tls.key_file, rotated.key_pem).unwrap();
+        std::fs::write(&server_tls.cert_file, rotated.cert_pem).unwrap();
         assert!(fill(&c, addr, &k).await.unwrap() == SyntheticOrigin::chunk_bytes(&k, OBJECT));
     });
 }

@@ -15,8 +15,10 @@
 //!   [`Cluster::fill_from_peer`] returns a length-verified [`FillBody`]; [`Cluster::close`].
 //! - [`FillListener`] / [`FillService`] — the listener side, with the application's [`Filler`].
 //! - [`FillClient`] — the client alone, for processes that only fill.
-//! - [`dns`] — the hickory peer source; `bench` — loopback fill benchmarks (feature `bench`,
-//!   on by default).
+//! - [`dns`] — the hickory peer source.
+//!
+//! The `orca-cluster` command and the loopback fill benchmarks live in the
+//! `orca-cluster-cli` crate; this crate's dependencies are only what a replica needs.
 //!
 //! ## Example: one replica, static peers, a synthetic origin
 //!
@@ -87,8 +89,6 @@
 
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "bench")]
-pub mod bench;
 mod client;
 mod cluster;
 pub mod dns;

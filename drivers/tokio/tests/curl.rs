@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use orca_cluster_tokio::bench::write_mtls_files;
+use orca_cluster_test_support::{Pki, TempDir};
 use orca_cluster_tokio::core::wire::encode_query;
 use orca_cluster_tokio::{
     Cluster, ClusterConfig, FillListener, ListenerHandle, ListenerSettings, Options,
@@ -127,8 +127,11 @@ async fn curl_fetches_over_mtls_and_is_refused_without_a_certificate() {
         println!("skipped: curl is not installed");
         return;
     };
-    let dir = std::env::temp_dir().join(format!("orca-curl-mtls-{}", std::process::id()));
-    let tls = write_mtls_files(&dir, &["127.0.0.1"]).unwrap();
+    let dir = TempDir::new("tokio-curl-mtls").unwrap();
+    let tls = Pki::new(&["127.0.0.1"])
+        .unwrap()
+        .write_files(dir.path())
+        .unwrap();
     let (_cluster, handle, addr) = replica(Some(&tls)).await;
     let k = key(2, CHUNK);
     let url = format!("https://{addr}/internal/fill?{}", encode_query(&k, OBJECT));
@@ -163,5 +166,4 @@ async fn curl_fetches_over_mtls_and_is_refused_without_a_certificate() {
     let (ok, status, _) = curl(tls_args(false)).await;
     assert!(!ok, "no client certificate must fail: {status}");
     handle.shutdown(Duration::from_secs(1)).await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,7 +7,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use orca_cluster_tokio::bench::write_mtls_files;
+use orca_cluster_test_support::{Pki, TempDir};
 use orca_cluster_tokio::{
     ClientSettings, Cluster, ClusterConfig, FillClient, FillError, FillListener, ListenerHandle,
     ListenerSettings, Options, Peer, StaticPeerSource, SyntheticOrigin, TlsSettings,
@@ -31,31 +31,13 @@ use support::{CountingTransport, LOCALHOST, config, init_tracing, key};
 const CHUNK: u64 = 256 * 1024;
 const OBJECT: u64 = CHUNK * 1000;
 
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "orca-mtls-{name}-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn path(&self, sub: &str) -> PathBuf {
-        self.0.join(sub)
-    }
+fn scratch(name: &str) -> TempDir {
+    TempDir::new(&format!("tokio-mtls-{name}")).unwrap()
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh test PKI for `names`; a replica's files (`ca.pem`, `cert.pem`, `key.pem`) in `dir`.
+fn mtls_files(dir: &Path, names: &[&str]) -> TlsSettings {
+    Pki::new(names).unwrap().write_files(dir).unwrap()
 }
 
 fn tls_config(tls: &TlsSettings) -> ClusterConfig {
@@ -107,8 +89,8 @@ async fn fetch(client: &FillClient, addr: SocketAddr, index: u64) -> Result<Byte
 #[tokio::test]
 async fn fills_over_mtls_with_h2_and_http1() {
     init_tracing();
-    let dir = Scratch::new("basic");
-    let tls = write_mtls_files(&dir.0, &["127.0.0.1"]).unwrap();
+    let dir = scratch("basic");
+    let tls = mtls_files(dir.path(), &["127.0.0.1"]);
     let (cluster, handle, addr) = tls_replica(&tls, ListenerSettings::default()).await;
     for http1 in [false, true] {
         let client =
@@ -124,9 +106,9 @@ async fn fills_over_mtls_with_h2_and_http1() {
 #[tokio::test]
 async fn a_configured_server_name_is_verified() {
     init_tracing();
-    let dir = Scratch::new("names");
+    let dir = scratch("names");
     // The certificate names the Service, not the pod IP.
-    let mut tls = write_mtls_files(&dir.0, &["orca-peers.default.svc"]).unwrap();
+    let mut tls = mtls_files(dir.path(), &["orca-peers.default.svc"]);
     tls.server_name = "orca-peers.default.svc".into();
     let (_cluster, handle, addr) = tls_replica(&tls, ListenerSettings::default()).await;
     let client = FillClient::new(&tls_config(&tls), &Options::default()).unwrap();
@@ -209,9 +191,13 @@ fn client_config(ca_file: &str, identity: Option<(&str, &str)>) -> rustls::Clien
 #[tokio::test]
 async fn clients_without_a_trusted_certificate_are_rejected() {
     init_tracing();
-    let dir = Scratch::new("reject");
-    let tls = write_mtls_files(&dir.path("a"), &["127.0.0.1"]).unwrap();
-    let other = write_mtls_files(&dir.path("b"), &["127.0.0.1"]).unwrap();
+    let dir = scratch("reject");
+    let pki = Pki::new(&["127.0.0.1"]).unwrap();
+    let tls = pki.write_files(dir.path()).unwrap();
+    // A replica of an unrelated CA: its certificate and its CA bundle.
+    let other = (pki.foreign)
+        .write(dir.path(), "foreign", pki.foreign_ca.pem(), "")
+        .unwrap();
     let (cluster, handle, addr) = tls_replica(&tls, ListenerSettings::default()).await;
 
     // The control: a proper client certificate gets an answer (404 for a request without a
@@ -251,8 +237,8 @@ async fn clients_without_a_trusted_certificate_are_rejected() {
 #[tokio::test]
 async fn tls_clients_fail_against_a_plain_listener() {
     init_tracing();
-    let dir = Scratch::new("plain");
-    let tls = write_mtls_files(&dir.0, &["127.0.0.1"]).unwrap();
+    let dir = scratch("plain");
+    let tls = mtls_files(dir.path(), &["127.0.0.1"]);
     let listener = FillListener::bind((LOCALHOST, 0).into()).await.unwrap();
     let addr = listener.local_addr();
     let cluster = Cluster::start(
@@ -273,8 +259,8 @@ async fn tls_clients_fail_against_a_plain_listener() {
 #[tokio::test]
 async fn tls_handshakes_time_out_on_both_sides() {
     init_tracing();
-    let dir = Scratch::new("timeouts");
-    let tls = write_mtls_files(&dir.0, &["127.0.0.1"]).unwrap();
+    let dir = scratch("timeouts");
+    let tls = mtls_files(dir.path(), &["127.0.0.1"]);
 
     // Listener: a client that connects and says nothing is dropped after the timeout.
     let settings = ListenerSettings {
@@ -338,10 +324,10 @@ fn copy_files(tls: &TlsSettings, to: &Path) -> TlsSettings {
 #[tokio::test]
 async fn rotated_files_are_used_by_new_connections_while_established_ones_keep_working() {
     init_tracing();
-    let dir = Scratch::new("rotate");
-    let live = dir.path("live");
-    let tls = write_mtls_files(&live, &["127.0.0.1"]).unwrap();
-    let old = copy_files(&tls, &dir.path("old"));
+    let dir = scratch("rotate");
+    let live = dir.join("live");
+    let tls = mtls_files(&live, &["127.0.0.1"]);
+    let old = copy_files(&tls, &dir.join("old"));
     let (_cluster, handle, addr) = tls_replica(&tls, ListenerSettings::default()).await;
 
     // A client on the live files, with one established h2 connection.
@@ -356,7 +342,7 @@ async fn rotated_files_are_used_by_new_connections_while_established_ones_keep_w
 
     // Rotate: a new CA and new certificates replace the files in place.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let rotated = write_mtls_files(&live, &["127.0.0.1"]).unwrap();
+    let rotated = mtls_files(&live, &["127.0.0.1"]);
     assert_eq!(rotated.cert_file, tls.cert_file);
 
     // The established connection keeps working (no new dial).
@@ -392,8 +378,8 @@ async fn rotated_files_are_used_by_new_connections_while_established_ones_keep_w
 #[tokio::test]
 async fn an_http1_only_tls_peer_is_served_by_alpn_fallback() {
     init_tracing();
-    let dir = Scratch::new("alpn");
-    let tls = write_mtls_files(&dir.0, &["127.0.0.1"]).unwrap();
+    let dir = scratch("alpn");
+    let tls = mtls_files(dir.path(), &["127.0.0.1"]);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let cluster = Cluster::start(

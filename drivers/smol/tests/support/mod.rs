@@ -1,9 +1,9 @@
-//! Helpers shared by the integration tests: chunk keys, replica sets on loopback, test
-//! certificates, small hand-written HTTP servers, and a bounded wait.
+//! Helpers shared by the integration tests: chunk keys, replica sets on loopback, small
+//! hand-written HTTP servers, and a bounded wait. Test certificates come from
+//! `orca-cluster-test-support`.
 
 #![allow(dead_code)]
 
-pub mod certs;
 pub mod rawserver;
 
 use std::future::Future;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use orca_cluster_tokio::{Cluster, Options, Snapshot, StaticPeerSource};
 
-use crate::args::{DiscoveryArgs, TlsArgs, config, duration};
+use crate::args::{DiscoveryArgs, TlsArgs, config, duration, protocol};
 use crate::output::{addr, snapshot_json};
 
 /// Flags of `orca-cluster peers`.
@@ -51,7 +51,7 @@ pub(crate) async fn discovery_cluster(
     let service = d.service.clone().unwrap_or_else(|| "static".into());
     let mut cfg = config(&service, &ips, listen, refresh, d.lookup_timeout, tls);
     cfg.ip_family = d.ip_family;
-    let mut options = Options::default().with_http1(http1);
+    let mut options = Options::default().with_protocol(protocol(http1));
     if !d.peers.is_empty() {
         options = options.with_peer_source(StaticPeerSource::new(d.static_peers()?));
     } else if let Some(ns) = d.nameserver {

@@ -2,15 +2,15 @@
 //! mTLS, with 1 and 16 concurrent fills, next to a raw TCP copy of the same bytes in the same
 //! run. Bounded: a fixed number of fills per row (about 10-20 s in all in release mode).
 //!
-//! `cargo bench -p orca-cluster-tokio --bench fill` (optionally `-- <fills per row>` and
+//! `cargo bench -p orca-cluster-cli --bench fill` (optionally `-- <fills per row>` and
 //! protocol names such as `h2+mtls` to run only those rows).
 
 use std::time::Duration;
 
-use orca_cluster_tokio::ClientSettings;
-use orca_cluster_tokio::bench::{
+use orca_cluster_cli::fill_bench::{
     FillBenchRow, Protocol, run_fill_bench, run_fill_bench_with, run_raw_tcp_baseline,
 };
+use orca_cluster_tokio::{ClientSettings, Http2Settings};
 
 const CHUNK: usize = 8 << 20;
 
@@ -55,9 +55,12 @@ fn main() {
         if only.is_empty() || only.iter().any(|o| o == "h2c") {
             // The protocol's default flow control (64 KiB windows, 16 KiB frames), for contrast.
             let defaults = ClientSettings {
-                stream_window: 65_535,
-                connection_window: 65_535,
-                max_frame_size: 16_384,
+                http2: Http2Settings {
+                    stream_window: 65_535,
+                    connection_window: 65_535,
+                    max_frame_size: 16_384,
+                    ..Http2Settings::default()
+                },
                 ..ClientSettings::default()
             };
             let row = run_fill_bench_with(Protocol::H2c, 1, CHUNK, fills, defaults)

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use orca_cluster_test_support::{Pki, TempDir};
 use orca_cluster_testdns::TestDnsServer;
 use orca_cluster_tokio::{
     ChunkKey, Cluster, ClusterConfig, FillListener, ListenerSettings, Options, StaticPeerSource,
@@ -367,7 +368,6 @@ async fn fill_fetches_verifies_and_reports_errors() {
 
     handle.shutdown(Duration::from_secs(1)).await;
     cluster.close(Duration::from_secs(1)).await.unwrap();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn free_port() -> u16 {
@@ -622,8 +622,11 @@ async fn fill_reports_tls_status_and_truncation_errors_in_one_line() {
     // TLS: a client with certificates against a plain listener fails the handshake.
     let (cluster, handle, addr) = serving_replica().await;
     let mine = (0..16).find(|&i| cluster.is_coordinator(&key(i))).unwrap();
-    let dir = std::env::temp_dir().join(format!("orca-cli-tls-{}", std::process::id()));
-    let tls = orca_cluster_tokio::bench::write_mtls_files(&dir, &["127.0.0.1"]).unwrap();
+    let dir = TempDir::new("cli-tls").unwrap();
+    let tls = Pki::new(&["127.0.0.1"])
+        .unwrap()
+        .write_files(dir.path())
+        .unwrap();
     let (cert, key_file, ca) = (
         tls.cert_file.clone(),
         tls.key_file.clone(),
@@ -688,5 +691,4 @@ async fn fill_reports_tls_status_and_truncation_errors_in_one_line() {
 
     handle.shutdown(Duration::from_secs(1)).await;
     cluster.close(Duration::from_secs(1)).await.unwrap();
-    let _ = std::fs::remove_dir_all(dir);
 }

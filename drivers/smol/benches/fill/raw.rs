@@ -9,7 +9,7 @@ use super::{FRAME, LOCALHOST, RAW_READ_BUFFER};
 
 /// The raw-TCP baseline: one persistent loopback connection; per transfer the client sends one
 /// byte and the server writes the whole pre-generated buffer in [`FRAME`]-sized writes (as the
-/// listener writes [`BytesFiller`](super::BytesFiller) frames); the client reads into a [`RAW_READ_BUFFER`].
+/// listener writes `BytesFiller` frames); the client reads into a [`RAW_READ_BUFFER`].
 #[derive(Debug)]
 pub struct RawTcpBench {
     stream: smol::lock::Mutex<smol::net::TcpStream>,

@@ -1,15 +1,12 @@
-//! The listener side's own runtime and a scratch directory for certificates.
+//! The listener side's own runtime and the benchmark's cluster configuration.
 
-use Future;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
+use orca_cluster_tokio::{ClusterConfig, TlsSettings};
 use tokio::task::JoinHandle;
-
-use crate::{ClusterConfig, TlsSettings};
 
 /// The listener side of a benchmark runs on its own runtime with one worker thread, as a peer
 /// would in its own process; the client side runs on the caller's runtime.
@@ -66,27 +63,6 @@ pub(crate) fn bench_config(addr: SocketAddr, tls: &TlsSettings) -> ClusterConfig
         internal_tls: tls.clone(),
         membership_refresh: Duration::from_secs(60),
         ..ClusterConfig::default()
-    }
-}
-
-/// A scratch directory removed on drop.
-pub(crate) struct TempDir(pub(crate) PathBuf);
-
-impl TempDir {
-    pub(crate) fn new() -> io::Result<TempDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("orca-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -7,7 +7,17 @@ use std::time::Duration;
 use clap::Args;
 use orca_cluster_core::IpFamily;
 use orca_cluster_core::duration::parse_go_duration;
-use orca_cluster_tokio::{ChunkKey, ClusterConfig, TlsSettings};
+use orca_cluster_tokio::{ChunkKey, ClusterConfig, Protocol, TlsSettings};
+
+/// The fill protocol of the `--http1` flag: HTTP/1.1 with it, HTTP/2 without (h2c in plain
+/// mode; with TLS, ALPN offers `h2` then `http/1.1`).
+pub(crate) fn protocol(http1: bool) -> Protocol {
+    if http1 {
+        Protocol::Http1
+    } else {
+        Protocol::Http2
+    }
+}
 
 /// Parses a Go-style duration (`5s`, `500ms`, `1m30s`).
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {

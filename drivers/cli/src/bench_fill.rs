@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use orca_cluster_tokio::bench::{FillBenchRow, Protocol, run_fill_bench, run_raw_tcp_baseline};
+use orca_cluster_cli::fill_bench::{FillBenchRow, Protocol, run_fill_bench, run_raw_tcp_baseline};
 use serde_json::json;
 
 /// The protocol names of the JSON rows.

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use orca_cluster_tokio::{FillClient, Options, Peer, SyntheticOrigin};
 use tokio::io::AsyncWriteExt;
 
-use crate::args::{DiscoveryArgs, KeyArgs, TlsArgs, config, duration};
+use crate::args::{DiscoveryArgs, KeyArgs, TlsArgs, config, duration, protocol};
 use crate::output::{addr, mb_per_s};
 use crate::peers::discovery_cluster;
 
@@ -60,8 +60,9 @@ pub(crate) async fn run(a: FillArgs) -> Result<(), String> {
                 a.discovery.lookup_timeout,
                 &a.tls,
             );
-            let client = FillClient::new(&cfg, &Options::default().with_http1(a.http1))
-                .map_err(|e| e.to_string())?;
+            let client =
+                FillClient::new(&cfg, &Options::default().with_protocol(protocol(a.http1)))
+                    .map_err(|e| e.to_string())?;
             let target = Peer {
                 ip: peer.ip(),
                 port: peer.port(),

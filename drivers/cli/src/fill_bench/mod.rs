@@ -1,5 +1,5 @@
-//! Loopback fill benchmarks, used by `cargo bench --bench fill` and meant for an
-//! `orca-cluster bench fill` command.
+//! Loopback fill benchmarks of the tokio driver, used by `orca-cluster bench fill` and by
+//! `cargo bench -p orca-cluster-cli --bench fill`.
 //!
 //! [`run_fill_bench`] starts a listener replica serving one pre-generated buffer
 //! ([`BytesFiller`]) and a client-only [`FillClient`] in the current runtime, then runs
@@ -11,7 +11,6 @@
 //! numbers call these from a one-worker runtime too (two peers, one core each), as
 //! `benches/fill.rs` does.
 
-mod pki;
 mod row;
 mod runtime;
 
@@ -26,16 +25,16 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-pub use orca_cluster_driver_common::BytesFiller;
-pub use pki::write_mtls_files;
-pub use row::{FillBenchRow, Protocol};
-
-use runtime::{ServerRuntime, TempDir, bench_config, other};
-
-use crate::{
+use orca_cluster_test_support::{Pki, TempDir};
+use orca_cluster_tokio::common::BytesFiller;
+use orca_cluster_tokio::{
     ChunkKey, ClientSettings, Cluster, FillClient, FillListener, ListenerSettings, Options, Peer,
     StaticPeerSource, TlsSettings,
 };
+
+pub use row::{FillBenchRow, Protocol};
+
+use runtime::{ServerRuntime, bench_config, other};
 
 /// Frame size the benchmark filler yields: 256 KiB.
 pub const BENCH_FRAME_BYTES: usize = 256 * 1024;
@@ -87,9 +86,9 @@ pub async fn run_fill_bench_with(
         ));
     }
     let concurrency = concurrency.max(1);
-    let scratch = TempDir::new()?;
+    let scratch = TempDir::new("bench-fill")?;
     let tls = if protocol.tls() {
-        write_mtls_files(&scratch.0, &["127.0.0.1"])?
+        Pki::new(&["127.0.0.1"])?.write_files(scratch.path())?
     } else {
         TlsSettings::default()
     };
@@ -125,7 +124,11 @@ pub async fn run_fill_bench_with(
     let client = FillClient::new(
         &config,
         &Options::default()
-            .with_http1(protocol.http1())
+            .with_protocol(if protocol.http1() {
+                orca_cluster_tokio::Protocol::Http1
+            } else {
+                orca_cluster_tokio::Protocol::Http2
+            })
             .with_client_settings(client_settings),
     )
     .map_err(other)?;

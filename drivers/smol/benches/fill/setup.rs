@@ -7,14 +7,14 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
-use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, TlsSettings};
-use orca_cluster_driver_common::{FillError, StaticPeerSource};
-
-use super::FRAME;
-use super::LOCALHOST;
-use super::filler::payload;
-use crate::{Cluster, FillListener, ListenerHandle, ListenerSettings, Options};
 use orca_cluster_driver_common::BytesFiller;
+use orca_cluster_smol::{
+    ChunkKey, Cluster, ClusterConfig, FillError, FillListener, ListenerHandle, ListenerSettings,
+    Options, Peer, StaticPeerSource, TlsSettings,
+};
+
+use super::filler::payload;
+use super::{FRAME, LOCALHOST};
 
 type FillFuture<'a> = Pin<Box<dyn Future<Output = Result<Duration, FillError>> + Send + 'a>>;
 

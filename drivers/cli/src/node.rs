@@ -14,7 +14,7 @@ use orca_cluster_tokio::{
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::args::{DiscoveryArgs, TlsArgs, config, duration};
+use crate::args::{DiscoveryArgs, TlsArgs, config, duration, protocol};
 
 /// Flags of `orca-cluster node`.
 #[derive(Args, Debug)]
@@ -130,7 +130,7 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
         &a.tls,
     );
     cfg.ip_family = a.discovery.ip_family;
-    let mut options = Options::default().with_http1(a.http1);
+    let mut options = Options::default().with_protocol(protocol(a.http1));
     if !a.discovery.peers.is_empty() {
         let peers = a.discovery.static_peers()?;
         // With explicit ports, replicas may share an IP: self is identified by IP and port.
