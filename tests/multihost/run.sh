@@ -20,7 +20,7 @@ if ! ip netns add orcamh-probe 2>/dev/null; then
 fi
 ip netns del orcamh-probe
 
-cargo build --release -q -p orca-cluster-tokio --bin orca-cluster
+cargo build --release -q -p orca-cluster-cli --bin orca-cluster
 BIN="$PWD/target/release/orca-cluster"
 WORK="$(mktemp -d)"
 SERVICE="orca-peers.mh.test"
