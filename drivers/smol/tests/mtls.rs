@@ -1,6 +1,7 @@
 //! Mutual TLS: fills between replicas with certificates from one CA; rejection of clients
 //! without a certificate or with one from another CA, of servers from another CA or with the
-//! wrong name; certificate rotation picked up without a restart.
+//! wrong name; certificate rotation picked up without a restart. Each rejection is checked for
+//! its exact cause (the rustls error or the TLS alert), not just for failing.
 
 mod support;
 
@@ -13,9 +14,10 @@ use orca_cluster_smol::{
     ChunkKey, Cluster, FillError, ListenerSettings, Options, Peer, StaticPeerSource,
     SyntheticOrigin, TlsSettings,
 };
+use orca_cluster_test_support::{Pki, TempDir, rustls_error};
+use rustls::{AlertDescription, CertificateError};
 use rustls_pki_types::ServerName;
 use rustls_pki_types::pem::PemObject;
-use orca_cluster_test_support::{Pki, TempDir};
 use support::*;
 
 const NAME: &str = "orca-peers.test";
@@ -40,6 +42,24 @@ async fn client(tls: TlsSettings) -> Cluster {
     )
     .await
     .unwrap()
+}
+
+/// Asserts that `e` is a failed TLS handshake whose certificate check failed with `expected`.
+#[track_caller]
+fn assert_certificate_error(e: &FillError, expected: impl Fn(&CertificateError) -> bool) {
+    assert!(
+        matches!(e, FillError::Tls(_)),
+        "not a TLS handshake error: {e:?}"
+    );
+    match rustls_error(e) {
+        Some(rustls::Error::InvalidCertificate(c)) if expected(c) => {}
+        other => panic!("unexpected TLS failure {other:?} in {e:?}"),
+    }
+}
+
+/// Whether `c` says the certificate does not name `name`.
+fn not_valid_for(c: &CertificateError, name: &ServerName<'_>) -> bool {
+    matches!(c, CertificateError::NotValidForNameContext { expected, .. } if expected == name)
 }
 
 async fn fill(c: &Cluster, addr: SocketAddr, k: &ChunkKey) -> Result<Vec<u8>, FillError> {
@@ -129,17 +149,19 @@ fn server_from_another_ca_or_with_another_name_is_rejected() {
         // Trusting another CA only.
         let c = client(write(&pki.foreign, "c1", pki.foreign_ca.pem(), NAME)).await;
         let e = fill(&c, addr, &k).await.unwrap_err();
-        assert!(matches!(e, FillError::Tls(_)), "{e}");
+        assert_certificate_error(&e, |c| *c == CertificateError::UnknownIssuer);
 
         // Right CA, wrong expected name.
         let c = client(write(&pki.client, "c2", pki.ca.pem(), "someone-else.test")).await;
         let e = fill(&c, addr, &k).await.unwrap_err();
-        assert!(matches!(e, FillError::Tls(_)), "{e}");
+        let wrong = ServerName::try_from("someone-else.test").unwrap();
+        assert_certificate_error(&e, |c| not_valid_for(c, &wrong));
 
         // No server name configured: the peer's IP is verified; this certificate has no IP.
         let c = client(write(&pki.client, "c3", pki.ca.pem(), "")).await;
         let e = fill(&c, addr, &k).await.unwrap_err();
-        assert!(matches!(e, FillError::Tls(_)), "{e}");
+        let ip = ServerName::IpAddress(addr.ip().into());
+        assert_certificate_error(&e, |c| not_valid_for(c, &ip));
 
         // Right CA and name: accepted.
         let c = client(write(&pki.client, "c4", pki.ca.pem(), NAME)).await;
@@ -173,7 +195,13 @@ fn clients_without_a_certificate_or_from_another_ca_are_rejected() {
             .unwrap();
         let c = client(mixed).await;
         let e = fill(&c, addr, &k).await.unwrap_err();
-        assert!(matches!(e, FillError::Tls(_) | FillError::Http(_)), "{e}");
+        // TLS 1.3: the client's side of the handshake is complete before the listener checks
+        // the client certificate, so the listener's `unknown_ca` alert arrives in place of the
+        // response.
+        assert!(
+            matches!(&e, FillError::Http(m) if m.contains("received fatal alert: UnknownCA")),
+            "expected the listener's unknown_ca alert: {e:?}"
+        );
         assert_eq!(
             replicas[0].cluster.stats().served_ok + replicas[0].cluster.stats().served_failed,
             0
@@ -208,20 +236,25 @@ fn clients_without_a_certificate_or_from_another_ca_are_rejected() {
             Ok::<Vec<u8>, std::io::Error>(response)
         }
         .await;
-        match outcome {
-            Err(_) => {}
-            Ok(bytes) => assert!(
-                bytes.is_empty(),
-                "no HTTP response without a client certificate"
-            ),
-        }
+        // The listener answers the missing certificate with a `certificate_required` alert
+        // instead of a response.
+        let err = outcome.expect_err("no HTTP response without a client certificate");
+        assert_eq!(
+            rustls_error(&err),
+            Some(&rustls::Error::AlertReceived(
+                AlertDescription::CertificateRequired
+            )),
+            "{err:?}"
+        );
         assert_eq!(replicas[0].cluster.stats().served_ok, 0);
 
-        // Plain HTTP to a TLS listener gets nothing either.
-        let (status, _, _) = support::rawserver::exchange(addr, &support::rawserver::get("/x", ""))
-            .await
-            .unwrap_or((0, String::new(), Vec::new()));
-        assert_ne!(status, 404);
+        // Plain HTTP to a TLS listener gets no HTTP response either.
+        let plain = support::rawserver::exchange(addr, &support::rawserver::get("/x", "")).await;
+        assert_eq!(plain, None, "an HTTP response from a TLS listener");
+        assert_eq!(
+            replicas[0].cluster.stats().served_ok + replicas[0].cluster.stats().served_failed,
+            0
+        );
     });
 }
 
@@ -248,7 +281,8 @@ fn rotated_certificates_are_picked_up() {
         let k = key(0, CHUNK);
         let c = client(client_tls).await;
         let e = fill(&c, addr, &k).await.unwrap_err();
-        assert!(matches!(e, FillError::Tls(_)), "{e}");
+        let name = ServerName::try_from(NAME).unwrap();
+        assert_certificate_error(&e, |c| not_valid_for(c, &name));
         // Rotate the server's files in place (as Kubernetes does with mounted secrets).
         let rotated = pki.ca.leaf(&[NAME, "rotated.test"]).unwrap();
         std::fs::write(&server_tls.key_file, rotated.key_pem).unwrap();

@@ -1,5 +1,6 @@
 //! curl against the fill listener: h2c with prior knowledge, HTTP/1.1, and h2 over mutual TLS.
-//! Skipped (with a printed message) when `curl` is not installed or lacks HTTP/2.
+//! When `curl` is not installed or lacks HTTP/2, the cases skip with a printed message on a
+//! developer machine and fail under `CI=true` (CI installs curl).
 
 mod support;
 
@@ -7,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use orca_cluster_test_support::{Pki, TempDir};
+use orca_cluster_test_support::{Pki, TempDir, skip_outside_ci};
 use orca_cluster_tokio::core::wire::encode_query;
 use orca_cluster_tokio::{
     Cluster, ClusterConfig, FillListener, ListenerHandle, ListenerSettings, Options,
@@ -78,7 +79,7 @@ async fn curl(args: Vec<String>) -> (bool, String, Vec<u8>) {
 async fn curl_fetches_over_h2c_and_http1() {
     init_tracing();
     let Some(features) = curl_features() else {
-        println!("skipped: curl is not installed");
+        skip_outside_ci("curl is not installed");
         return;
     };
     let (_cluster, handle, addr) = replica(None).await;
@@ -110,7 +111,7 @@ async fn curl_fetches_over_h2c_and_http1() {
         assert_eq!(status, "200 2");
         assert!(body == expected);
     } else {
-        println!("skipped h2c: curl lacks HTTP2");
+        skip_outside_ci("h2c: curl lacks HTTP2");
     }
 
     // Without the internal header: 400.
@@ -124,7 +125,7 @@ async fn curl_fetches_over_h2c_and_http1() {
 async fn curl_fetches_over_mtls_and_is_refused_without_a_certificate() {
     init_tracing();
     let Some(features) = curl_features() else {
-        println!("skipped: curl is not installed");
+        skip_outside_ci("curl is not installed");
         return;
     };
     let dir = TempDir::new("tokio-curl-mtls").unwrap();

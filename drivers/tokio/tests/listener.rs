@@ -582,7 +582,7 @@ async fn fill_service_is_a_tower_and_a_hyper_service() {
 async fn fills_over_ipv6_loopback() {
     init_tracing();
     let Ok(listener) = FillListener::bind("[::1]:0".parse().unwrap()).await else {
-        println!("skipped: no IPv6 loopback");
+        orca_cluster_test_support::skip_outside_ci("no IPv6 loopback (::1)");
         return;
     };
     let addr = listener.local_addr();
