@@ -100,7 +100,10 @@ impl Ca {
     /// A new CA whose subject common name is `name`, with a fresh key.
     pub fn new(name: &str) -> Result<Ca, PkiError> {
         let key = generate("CA key", KeyPair::generate())?;
-        let mut params = generate("CA parameters", CertificateParams::new(Vec::<String>::new()))?;
+        let mut params = generate(
+            "CA parameters",
+            CertificateParams::new(Vec::<String>::new()),
+        )?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![
@@ -355,7 +358,16 @@ mod tests {
         assert_ne!(pki.server.key_pem, pki.client.key_pem);
         assert_ne!(pki.ca.pem(), pki.foreign_ca.pem());
         let err = pki.ca.leaf(&["caf\u{e9}.test"]).unwrap_err();
-        assert!(matches!(err, PkiError::Generate { what: "leaf names", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                PkiError::Generate {
+                    what: "leaf names",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
