@@ -3,9 +3,11 @@
 //! Drivers hand over the request as received ([`FillRequestHead`]): the method, the raw request
 //! target and every value of the `x-orca-internal` header. Checks run in this order, and the
 //! first failing one decides the answer:
-//! 1. the request target is in origin-form (starts with `/`), else 400 naming the request
-//!    target (absolute-form `http://h/internal/fill`, authority-form `h:443` and `*` are
-//!    refused: the fill RPC is always addressed by path);
+//! 1. the request target is in origin-form (starts with `/`) or in absolute-form with an
+//!    `http`/`https` scheme (`http://h/internal/fill?...`, which an HTTP/1.1 server must
+//!    accept; its origin-form part, from the first `/` after the authority, is what the next
+//!    checks see), else 400 naming the request target (authority-form `h:443`, `*`, other
+//!    schemes);
 //! 2. the path, the target up to its first `?`, is byte for byte `/internal/fill`, else 404.
 //!    There is no percent-decoding and no dot-segment normalisation: `/internal/../internal/fill`
 //!    and `/internal%2Ffill` are 404;
@@ -147,8 +149,9 @@ impl std::error::Error for Rejection {}
 /// Runs the admission checks against the replica's current `snapshot`, in the order of the
 /// module docs:
 ///
-/// 1. `head.target` must be in origin-form (start with `/`), else [`Rejection::BadTarget`]
-///    (400);
+/// 1. `head.target` must be in origin-form (start with `/`) or absolute-form with an `http` or
+///    `https` scheme (then its part from the first `/` after the authority is used), else
+///    [`Rejection::BadTarget`] (400);
 /// 2. its path, up to the first `?`, must equal `/internal/fill` byte for byte (no
 ///    percent-decoding, no dot-segment normalisation), else [`Rejection::NotFound`] (404);
 /// 3. `head.method` must be `GET`, else [`Rejection::MethodNotAllowed`] (405);
@@ -160,10 +163,8 @@ impl std::error::Error for Rejection {}
 /// 6. `snapshot` must make this replica the chunk's coordinator, else
 ///    [`Rejection::NotCoordinator`] (409).
 pub fn admit(head: &FillRequestHead<'_>, snapshot: &Snapshot) -> Result<Admitted, Rejection> {
-    if !head.target.starts_with('/') {
-        return Err(Rejection::BadTarget);
-    }
-    let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
+    let target = origin_form(head.target).ok_or(Rejection::BadTarget)?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if path != FILL_PATH {
         return Err(Rejection::NotFound);
     }
@@ -187,6 +188,25 @@ pub fn admit(head: &FillRequestHead<'_>, snapshot: &Snapshot) -> Result<Admitted
         query,
         expected_len,
     })
+}
+
+/// The origin-form part of a request target: the target itself when it starts with `/`; for
+/// an absolute-form `http://authority/...` or `https://...` target (scheme case-insensitive),
+/// the part from the first `/` or `?` after the authority (empty when there is none, which no
+/// path matches). `None` for any other form.
+fn origin_form(target: &str) -> Option<&str> {
+    if target.starts_with('/') {
+        return Some(target);
+    }
+    let (scheme, rest) = target.split_once("://")?;
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return None;
+    }
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    if authority_end == 0 {
+        return None;
+    }
+    rest.get(authority_end..)
 }
 
 /// A field value without the optional whitespace (spaces and tabs) around it.
@@ -249,9 +269,9 @@ mod tests {
         let (s, mine, theirs) = setup();
         let good: String = alloc::format!("{FILL_PATH}?{}", encode_query(&key(mine), 1000));
         let other: String = alloc::format!("{FILL_PATH}?{}", encode_query(&key(theirs), 1000));
-        let absolute = alloc::format!("http://10.0.0.1:8444{good}");
+        let authority_form = "10.0.0.1:8444";
         assert_eq!(
-            admit(&head("POST", &absolute, &[]), &s),
+            admit(&head("POST", authority_form, &[]), &s),
             Err(Rejection::BadTarget)
         );
         assert_eq!(
@@ -324,12 +344,28 @@ mod tests {
     }
 
     #[test]
-    fn only_origin_form_targets_are_admitted() {
+    fn origin_and_absolute_form_targets_are_admitted_nothing_else() {
         let (s, mine, _) = setup();
         let query = encode_query(&key(mine), 1000);
         for target in [
+            alloc::format!("{FILL_PATH}?{query}"),
             alloc::format!("http://10.0.0.1:8444{FILL_PATH}?{query}"),
-            alloc::format!("https://h{FILL_PATH}?{query}"),
+            alloc::format!("HTTPS://h{FILL_PATH}?{query}"),
+        ] {
+            assert!(admit(&head("GET", &target, ONE), &s).is_ok(), "{target:?}");
+        }
+        // Absolute-form is taken byte for byte too.
+        for target in [
+            alloc::format!("http://h/internal/../internal/fill?{query}"),
+            alloc::format!("http://h?{query}"),
+            "http://h".into(),
+        ] {
+            let r = admit(&head("GET", &target, ONE), &s).unwrap_err();
+            assert_eq!(r, Rejection::NotFound, "{target:?}");
+        }
+        for target in [
+            alloc::format!("ftp://h{FILL_PATH}?{query}"),
+            alloc::format!("http://{FILL_PATH}?{query}"),
             "10.0.0.1:8444".into(),
             "*".into(),
             String::new(),

@@ -135,10 +135,29 @@ pub fn admission(data: &[u8]) {
 
     // The checks run in the documented order; model it and compare. The model splits the
     // target independently of the code under test.
-    let origin_form = target.as_bytes().first() == Some(&b'/');
-    let (target_path, target_query) = match target.find('?') {
-        Some(i) => (&target[..i], &target[i + 1..]),
-        None => (target.as_str(), ""),
+    // Origin-form as is; absolute-form http(s)://authority... from the first '/' or '?' after a
+    // non-empty authority; anything else is a bad target.
+    let lower = target.to_ascii_lowercase();
+    let model_origin: Option<&str> = if target.starts_with('/') {
+        Some(target.as_str())
+    } else if let Some(after) = ["http://", "https://"]
+        .iter()
+        .find(|p| lower.starts_with(*p))
+        .map(|p| &target[p.len()..])
+    {
+        let end = after
+            .char_indices()
+            .find(|(_, c)| *c == '/' || *c == '?')
+            .map_or(after.len(), |(i, _)| i);
+        (end > 0).then(|| &after[end..])
+    } else {
+        None
+    };
+    let origin_form = model_origin.is_some();
+    let origin_part = model_origin.unwrap_or("");
+    let (target_path, target_query) = match origin_part.find('?') {
+        Some(i) => (&origin_part[..i], &origin_part[i + 1..]),
+        None => (origin_part, ""),
     };
     let ows = |b: &u8| *b == b' ' || *b == b'\t';
     let internal = header.len() == 1 && {

@@ -105,6 +105,16 @@ pub enum StartError {
     Tls(crate::tls::TlsError),
     /// The fill listener could not bind.
     Bind(io::Error),
+    /// An option this driver cannot honour (e.g. HTTP/2 on a driver that speaks HTTP/1.1
+    /// only); settings are rejected rather than ignored.
+    Unsupported {
+        /// The option, e.g. `protocol`.
+        setting: &'static str,
+        /// The driver, e.g. `smol`.
+        driver: &'static str,
+        /// What to set instead.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -114,11 +124,28 @@ impl fmt::Display for StartError {
             StartError::Resolver(e) => write!(f, "dns resolver: {e}"),
             StartError::Tls(e) => write!(f, "tls: {e}"),
             StartError::Bind(e) => write!(f, "listener: {e}"),
+            StartError::Unsupported {
+                setting,
+                driver,
+                reason,
+            } => write!(
+                f,
+                "{setting}: not supported by the {driver} driver: {reason}"
+            ),
         }
     }
 }
 
-impl std::error::Error for StartError {}
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Config(e) => Some(e),
+            StartError::Tls(e) => Some(e),
+            StartError::Bind(e) => Some(e),
+            StartError::Resolver(_) | StartError::Unsupported { .. } => None,
+        }
+    }
+}
 
 impl From<ConfigError> for StartError {
     fn from(e: ConfigError) -> Self {

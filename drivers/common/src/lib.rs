@@ -1,29 +1,37 @@
 //! # orca-cluster-driver-common
 //!
-//! The runtime-agnostic half of the orca-cluster drivers. The tokio and smol drivers differ only
-//! in how they spawn, sleep, dial and serve; everything else lives here, written once:
+//! The one driver pipeline of orca-cluster, generic over a small [`Driver`] trait. The tokio and
+//! smol drivers differ only in how they spawn, sleep, dial, run TLS and frame HTTP (hyper, or
+//! the core's HTTP/1.1 codec); everything else lives here, written once (see `ARCHITECTURE.md`):
 //!
-//! - [`ClusterState`] — the published snapshot (lock-free reads), subscriptions, stats, and the
-//!   membership task that owns the core state machine ([`run_membership`]);
-//! - [`start`] — [`Discovery`] (where peers come from) and [`MembershipStart`] (validate the
-//!   configuration, then spawn the membership task), shared by both drivers' `Cluster::start`;
+//! - [`Cluster`] — the handle: start (validation, self identity, TLS, the membership task),
+//!   lock-free lookups, subscriptions, stats, close; [`Options`] with the same defaults on both
+//!   drivers;
+//! - [`ClusterState`] / [`run_membership`] — the published snapshot and the one task that owns
+//!   the core's state machine; peers the core removes are evicted from the client's pool;
+//! - [`FillClient`] — descriptor → the driver's [`Exchange`] → the core's verdict on the head →
+//!   a counted, verified [`FillBody`] that completes with its last expected byte;
+//! - [`listener`] — [`FillPipeline`] (admission → concurrency limit → filler → [`Reply`]),
+//!   [`FillerBody`] (the length guard with the abort rule), [`ListenerHandle`] (the same
+//!   shutdown and `Drop` on both drivers), [`ListenerSettings`];
 //! - [`source`] — peer sources: [`DnsPeerSource`] (hickory, generic over its runtime provider)
-//!   and [`StaticPeerSource`];
-//! - [`tls`] — mutual TLS configuration from PEM files, re-read when the files change;
-//! - [`FillError`], [`CheckedBody`] — the client's error type and verified body stream;
-//! - [`Filler`], [`CheckedFillerStream`], [`ConcurrencyLimit`] — the listener's application hook,
-//!   its byte-count guard and its admission limit;
-//! - [`SyntheticOrigin`] — deterministic chunk bytes for demos, tests and benchmarks.
+//!   and [`StaticPeerSource`]; [`tls`] — mutual TLS from PEM files, re-read when they change;
+//! - [`SyntheticOrigin`] / [`BytesFiller`] — deterministic chunk bytes for demos and tests.
 //!
-//! Applications normally use this crate through a driver's re-exports.
+//! Applications use this crate through a driver, which names the generic types for its
+//! runtime (`orca_cluster_tokio::Cluster` is `Cluster<Tokio>`).
 
 #![forbid(unsafe_code)]
 
-pub mod body;
 pub mod bytes_filler;
+pub mod client;
+pub mod cluster;
+pub mod driver;
 pub mod error;
 pub mod filler;
 pub mod limit;
+pub mod listener;
+pub mod options;
 pub mod runtime;
 pub mod source;
 pub mod start;
@@ -33,11 +41,17 @@ pub mod synthetic;
 pub mod task;
 pub mod tls;
 
-pub use body::{CheckedBody, CheckedFillerStream};
 pub use bytes_filler::BytesFiller;
+pub use client::{FillBody, FillBodyReader, FillClient};
+pub use cluster::Cluster;
+pub use driver::{ConnectFuture, Driver, Transport};
 pub use error::{CloseError, FillError, StartError};
 pub use filler::{ChunkStream, FillRequest, Filler, FillerError};
 pub use limit::{ConcurrencyLimit, Permit};
+pub use listener::{
+    FillPipeline, FillerBody, FixedReply, ListenerControl, ListenerHandle, ListenerSettings, Reply,
+};
+pub use options::{ClientSettings, Http2Settings, Options, Protocol};
 pub use runtime::{Clock, Runtime};
 pub use source::{DnsPeerSource, PeerSource, StaticPeerSource};
 pub use start::{Discovery, MembershipStart};

@@ -1,8 +1,8 @@
 //! What a running cluster shares between its membership task and everyone else: the published
 //! snapshot (read lock-free), change notifications, stats and the shutdown signal.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -15,7 +15,6 @@ use crate::stats::{Stats, StatsSnapshot};
 
 /// Shared state of one cluster handle. Cheap to read from any thread: lookups load the current
 /// snapshot with one atomic operation and never wait on the membership task.
-#[derive(Debug)]
 pub struct ClusterState {
     snapshot: ArcSwap<Snapshot>,
     initial: AtomicBool,
@@ -25,6 +24,21 @@ pub struct ClusterState {
     shutdown_event: Event,
     stopped: AtomicBool,
     stopped_event: Event,
+    on_removed: OnceLock<RemovedHook>,
+}
+
+/// Told which peers left the snapshot, at every change (the client evicts their connections).
+type RemovedHook = Box<dyn Fn(&[Peer]) + Send + Sync>;
+
+impl std::fmt::Debug for ClusterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterState")
+            .field("generation", &self.snapshot.load().generation())
+            .field("initial", &self.initial)
+            .field("shutdown", &self.shutdown)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClusterState {
@@ -39,6 +53,7 @@ impl ClusterState {
             shutdown_event: Event::new(),
             stopped: AtomicBool::new(false),
             stopped_event: Event::new(),
+            on_removed: OnceLock::new(),
         })
     }
 
@@ -119,6 +134,11 @@ impl ClusterState {
                     );
                 }
                 self.snapshot.store(Arc::new(snapshot));
+                if !removed.is_empty()
+                    && let Some(hook) = self.on_removed.get()
+                {
+                    hook(&removed);
+                }
                 self.initial.store(true, Ordering::Release);
                 Stats::incr(&self.stats.snapshot_changes);
                 self.changed.notify(usize::MAX);
@@ -138,6 +158,12 @@ impl ClusterState {
                 );
             }
         }
+    }
+
+    /// Registers the hook told, at every snapshot change, which peers the core removed (the
+    /// cluster's client evicts their connections). Only the first registration takes effect.
+    pub fn on_removed(&self, hook: impl Fn(&[Peer]) + Send + Sync + 'static) {
+        let _ = self.on_removed.set(Box::new(hook));
     }
 
     pub(crate) fn count_lookup(&self) {

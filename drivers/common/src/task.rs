@@ -38,7 +38,10 @@ pub async fn run_membership<R: Runtime>(
         }
         // A lookup the machine gave up on (deadline passed) is dropped, which cancels it.
         while let Some(id) = machine.poll_abandoned() {
-            if in_flight.as_ref().is_some_and(|(current, _)| *current == id) {
+            if in_flight
+                .as_ref()
+                .is_some_and(|(current, _)| *current == id)
+            {
                 in_flight = None;
             }
         }

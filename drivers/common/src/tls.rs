@@ -259,3 +259,18 @@ fn build(
         client: Arc::new(client),
     })
 }
+
+/// Loads the `internal_tls` files for driver `D` with `options`' ALPN lists (see
+/// [`crate::Options::client_alpn`] and [`crate::options::server_alpn`]); `None` when TLS is off.
+pub fn load_for<D: crate::Driver>(
+    settings: &orca_cluster_core::TlsSettings,
+    options: &crate::Options<D>,
+) -> Result<Option<Arc<TlsReloader>>, TlsError> {
+    if !settings.enabled {
+        return Ok(None);
+    }
+    let server = crate::options::server_alpn::<D>();
+    let client = options.client_alpn();
+    let reloader = TlsReloader::load(TlsFiles::from_settings(settings), &server, &client)?;
+    Ok(Some(Arc::new(reloader)))
+}

@@ -3,24 +3,18 @@
 //! The smol driver of orca-cluster: replicas of a Kubernetes Deployment discover each other
 //! through DNS, agree on one coordinator per cache chunk by rendezvous hashing, and stream
 //! chunks to each other over an internal HTTP/1.1 fill RPC — plain in development, mutual TLS
-//! in production. It has the same handle API as the tokio driver (`orca-cluster-tokio`); every
-//! decision (membership, wire format, admission, response checks) comes from the sans-IO core
-//! (`orca-cluster-core`) and the runtime-agnostic driver crate (`orca-cluster-driver-common`).
-//! No tokio is linked.
+//! in production. It has the same API as the tokio driver (`orca-cluster-tokio`) and no tokio
+//! in its dependency tree.
 //!
-//! - [`Cluster`] — start with a [`ClusterConfig`] and [`Options`]; look up coordinators
-//!   lock-free; [`Cluster::fill_from_peer`] fetches a chunk as a verified [`FillBody`].
-//! - [`FillListener`] — serves `GET /internal/fill` for the application's [`Filler`].
-//! - DNS: hickory's resolver running on smol ([`dns_runtime`]): `/etc/resolv.conf` (search
-//!   domains, ndots), A and AAAA, TCP when a UDP answer is truncated (a Service with 1000 pods
-//!   works), no answer cache; each lookup is abandoned at `lookup_timeout`.
-//! - HTTP/1.1 client: keep-alive connections pooled per peer (16 idle at most, 30 s idle
-//!   timeout, closed when the peer leaves the snapshot), a stale pooled connection retried once
-//!   on a fresh one, connect and TLS handshake timeouts of 10 s, framing with `httparse`.
-//! - Listener: async-h1 request decoding behind a guard, bounded heads, bounded concurrency
-//!   (503), aborted responses on bad filler streams, graceful shutdown.
-//! - mTLS: rustls (ring) through `futures-rustls`, ALPN `http/1.1`, client certificates
-//!   required, certificate files re-read when they change ([`tls`]).
+//! Every decision lives in the sans-IO core (`orca-cluster-core`, including the HTTP/1.1 codec
+//! this driver frames with) and the one driver pipeline (`orca-cluster-driver-common`: the
+//! handle, the fill client, the listener's request pipeline, the membership task). This crate
+//! is runtime glue: [`Smol`] (spawn, timers, hickory on smol, TCP), the client's keep-alive
+//! pool ([`SmolExchange`]) and the listener's accept loop ([`FillListener`]).
+//!
+//! It speaks HTTP/1.1 only: [`Protocol::Http2`] and non-default HTTP/2 client settings are
+//! rejected at start ([`StartError::Unsupported`]). With TLS, ALPN offers `http/1.1`, so
+//! tokio replicas talk to smol replicas with default options in both modes.
 //!
 //! ## Example
 //!
@@ -47,6 +41,7 @@
 //!         membership_refresh: Duration::from_secs(1),
 //!         ..ClusterConfig::default()
 //!     };
+//!     // Both replicas share 127.0.0.1: each names its own port.
 //!     let options = |port| Options::default().with_peer_source(peers.clone()).with_self_port(port);
 //!
 //!     // The serving replica (plain HTTP: it logs a loud warning).
@@ -83,44 +78,45 @@
 //! # }
 //! ```
 //!
-//! ## Dependencies worth knowing
-//!
-//! async-h1 2.3 and http-types 2.12 are unmaintained (RUSTSEC-2026-0174). This crate uses only
-//! `async_h1::server::decode` (request heads) and `http_types::Request` as it returns it:
-//! http-types' default features are off (no async-std, no cookies), its typed `Authorization`
-//! headers (`http_types::auth`, the unsound part) are never used, and request heads reach the
-//! decoder only through a guard that bounds them and rejects non-ASCII bytes (http-types would
-//! panic on them). Responses are written by this crate; the client parses responses with
-//! `httparse` and never touches async-h1 or http-types.
-
 #![forbid(unsafe_code)]
 
 mod client;
-mod cluster;
 pub mod dns_runtime;
 mod listener;
-mod options;
-pub mod runtime;
+mod runtime;
 mod stream;
-pub mod tls;
+mod tls;
 
-pub use client::USER_AGENT;
-pub use client::body::{FillBody, FillBodyReader};
-pub use client::conn::CONNECT_TIMEOUT;
-pub use client::pool::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_IDLE_PER_PEER, PoolSettings};
-pub use cluster::{Cluster, POOL_SWEEP_INTERVAL};
-pub use listener::{
-    ASYNC_H1_MAX_HEAD_BYTES, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_HEADER_BYTES, FillListener,
-    IDLE_TIMEOUT, ListenerHandle, ListenerSettings,
-};
-pub use options::Options;
-pub use runtime::SmolRuntime;
+pub use client::{SmolBody, SmolExchange, USER_AGENT};
+pub use listener::FillListener;
+pub use runtime::{Smol, sleep, timeout};
+pub use stream::{BoxIo, Io, TcpTransport};
 
 pub use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Scoring, Snapshot, TlsSettings};
 pub use orca_cluster_driver_common::{
-    ChunkStream, CloseError, FillError, FillRequest, Filler, FillerError, PeerSource, StartError,
-    StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin,
+    ChunkStream, ClientSettings, CloseError, ConnectFuture, FillBody, FillBodyReader, FillError,
+    FillRequest, Filler, FillerError, Http2Settings, ListenerSettings, PeerSource, Protocol,
+    StartError, StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin, Transport,
 };
+
+/// A running replica's view of the cluster, on smol; see
+/// [`orca_cluster_driver_common::Cluster`].
+pub type Cluster = orca_cluster_driver_common::Cluster<Smol>;
+/// Options of [`Cluster::start`] and [`FillClient::new`]; see
+/// [`orca_cluster_driver_common::Options`].
+pub type Options = orca_cluster_driver_common::Options<Smol>;
+/// The fill client alone; see [`orca_cluster_driver_common::FillClient`].
+pub type FillClient = orca_cluster_driver_common::FillClient<Smol>;
+/// Controls a serving [`FillListener`]; dropping it stops the listener at once. See
+/// [`orca_cluster_driver_common::ListenerHandle`].
+pub type ListenerHandle = orca_cluster_driver_common::ListenerHandle<Smol>;
+/// The hickory DNS peer source on smol.
+pub type DnsPeerSource =
+    orca_cluster_driver_common::DnsPeerSource<dns_runtime::SmolRuntimeProvider>;
 
 /// The hickory resolver crate, for [`Options::with_resolver_config`].
 pub use hickory_resolver;
+/// The core crate, for its lower-level items (wire format, admission, fill checks, codec).
+pub use orca_cluster_core as core;
+/// The driver pipeline crate (TLS reloader, DNS source, listener pipeline).
+pub use orca_cluster_driver_common as common;

@@ -1,20 +1,25 @@
-//! The smol implementation of the drivers' [`Runtime`] trait: tasks go to smol's global
-//! executor ([`smol::spawn`], detached), timers are [`async_io::Timer`]s.
+//! [`Smol`]: smol as an orca-cluster [`Driver`]: tasks on smol's global executor (detached),
+//! `async-io` timers, hickory on smol ([`crate::dns_runtime`]), TCP, and the core's HTTP/1.1
+//! codec for the client ([`SmolExchange`]).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use orca_cluster_driver_common::Runtime;
+use orca_cluster_driver_common::client::ClientSetup;
+use orca_cluster_driver_common::{Driver, Protocol, Runtime, Transport};
 
-/// Spawns on smol's global executor and sleeps with `async-io` timers.
-///
-/// smol's global executor runs on `SMOL_THREADS` background threads (default 1); the reactor is
-/// driven by those threads and by any `smol::block_on`. Nothing here needs a handle: every value
-/// of this type is the same runtime.
+use crate::client::SmolExchange;
+use crate::dns_runtime::SmolRuntimeProvider;
+use crate::stream::{BoxIo, TcpTransport};
+
+/// The smol driver. smol's global executor runs on `SMOL_THREADS` background threads (default
+/// 1); the reactor is driven by those threads and by any `smol::block_on`. Every value of this
+/// type is the same runtime.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SmolRuntime;
+pub struct Smol;
 
-impl Runtime for SmolRuntime {
+impl Runtime for Smol {
     fn spawn<F>(&self, future: F)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -24,6 +29,30 @@ impl Runtime for SmolRuntime {
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
         sleep(duration)
+    }
+}
+
+impl Driver for Smol {
+    const NAME: &'static str = "smol";
+    const PROTOCOLS: &'static [Protocol] = &[Protocol::Http1];
+    type Dns = SmolRuntimeProvider;
+    type Io = BoxIo;
+    type Exchange = SmolExchange;
+
+    fn current() -> Self {
+        Smol
+    }
+
+    fn dns(&self) -> SmolRuntimeProvider {
+        SmolRuntimeProvider
+    }
+
+    fn tcp() -> Arc<dyn Transport<BoxIo>> {
+        Arc::new(TcpTransport)
+    }
+
+    fn exchange(&self, setup: ClientSetup<Self>) -> SmolExchange {
+        SmolExchange::new(setup)
     }
 }
 
@@ -45,7 +74,6 @@ pub async fn timeout<F: Future>(limit: Duration, future: F) -> Option<F::Output>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]
@@ -53,12 +81,12 @@ mod tests {
         smol::block_on(async {
             let done = Arc::new(AtomicBool::new(false));
             let flag = done.clone();
-            SmolRuntime.spawn(async move { flag.store(true, Ordering::SeqCst) });
+            Smol.spawn(async move { flag.store(true, Ordering::SeqCst) });
             for _ in 0..200 {
                 if done.load(Ordering::SeqCst) {
                     break;
                 }
-                SmolRuntime.sleep(Duration::from_millis(5)).await;
+                Smol.sleep(Duration::from_millis(5)).await;
             }
             assert!(done.load(Ordering::SeqCst));
             assert_eq!(

@@ -1,28 +1,52 @@
-//! One byte stream type for plain and TLS connections, so the client and the listener handle
-//! both modes with the same code.
+//! Byte streams: what the client dials ([`BoxIo`], through a [`Transport`]) and one type for
+//! plain and TLS connections on each side, so both modes share the same code.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
+use orca_cluster_driver_common::{ConnectFuture, Transport};
 use smol::net::TcpStream;
 
-/// A TCP connection, plain or wrapped in TLS (`T` is the client or server TLS stream).
+/// A byte stream the client can run HTTP over (futures-io).
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A boxed [`Io`], what a [`Transport`] of this driver returns.
+pub type BoxIo = Box<dyn Io>;
+
+/// Plain TCP with `TCP_NODELAY`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpTransport;
+
+impl Transport<BoxIo> for TcpTransport {
+    fn connect(&self, addr: SocketAddr) -> ConnectFuture<BoxIo> {
+        Box::pin(async move {
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            Ok(Box::new(tcp) as BoxIo)
+        })
+    }
+}
+
+/// A connection, plain or wrapped in TLS (`T` is the TLS stream over `P`).
 #[derive(Debug)]
-pub(crate) enum MaybeTls<T> {
-    /// Plain TCP (development only).
-    Plain(TcpStream),
+pub(crate) enum MaybeTls<P, T> {
+    /// Plain (development only).
+    Plain(P),
     /// Mutual TLS (boxed: a TLS stream is large).
     Tls(Box<T>),
 }
 
 /// A client-side connection.
-pub(crate) type ClientStream = MaybeTls<futures_rustls::client::TlsStream<TcpStream>>;
+pub(crate) type ClientStream = MaybeTls<BoxIo, futures_rustls::client::TlsStream<BoxIo>>;
 /// A listener-side connection.
-pub(crate) type ServerStream = MaybeTls<futures_rustls::server::TlsStream<TcpStream>>;
+pub(crate) type ServerStream = MaybeTls<TcpStream, futures_rustls::server::TlsStream<TcpStream>>;
 
-impl<T: AsyncRead + Unpin> AsyncRead for MaybeTls<T> {
+impl<P: AsyncRead + Unpin, T: AsyncRead + Unpin> AsyncRead for MaybeTls<P, T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -35,7 +59,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for MaybeTls<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<T> {
+impl<P: AsyncWrite + Unpin, T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<P, T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

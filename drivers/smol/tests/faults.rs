@@ -196,8 +196,6 @@ fn content_length_lies_are_rejected_before_the_body() {
             (format!("{}", CHUNK + 1), CHUNK + 1),
             (format!("{}", CHUNK - 1), CHUNK - 1),
             ("0".to_string(), 0),
-            ("lots".to_string(), u64::MAX),
-            (format!("{CHUNK}, {}", CHUNK + 1), u64::MAX),
         ] {
             let server = scripted(
                 format!("HTTP/1.1 200 OK\r\ncontent-length: {declared}\r\n\r\n").into_bytes(),
@@ -217,7 +215,10 @@ fn content_length_lies_are_rejected_before_the_body() {
         .await;
         assert!(matches!(
             fill(&server).await.unwrap_err(),
-            FillError::Check(FillCheckError::LengthMismatch { .. })
+            FillError::Check(FillCheckError::MalformedHead {
+                field: "content-length",
+                ..
+            })
         ));
     });
 }
@@ -362,14 +363,14 @@ fn refused_and_garbage() {
 
         // So is the number of headers.
         let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
-        for i in 0..100 {
+        for i in 0..=orca_cluster_smol::core::h1::MAX_HEADERS {
             many.extend_from_slice(format!("x-h{i}: v\r\n").as_bytes());
         }
         many.extend_from_slice(b"\r\n");
         let server = scripted(many).await;
         let e = fill(&server).await.unwrap_err();
         assert!(
-            matches!(e, FillError::Http(ref m) if m.contains("too many headers")),
+            matches!(e, FillError::Http(ref m) if m.contains("header lines")),
             "{e}"
         );
     });
@@ -415,7 +416,7 @@ fn stale_pooled_connections_are_replaced() {
                 .unwrap()
         };
         assert!(get().await == expected);
-        assert_eq!(c.idle_connections(), 1);
+        assert_eq!(c.client().idle_connections(), 1);
         // Retry once: the pooled connection fails before any response byte.
         assert!(get().await == expected);
         assert_eq!(server.accepted(), 2);

@@ -112,7 +112,7 @@ fn keep_alive_connections_are_reused() {
             body.collect_bytes().await.unwrap();
         }
         assert_eq!(replicas[owner].listener.accepted_connections(), 1);
-        assert_eq!(replicas[0].cluster.idle_connections(), 1);
+        assert_eq!(replicas[0].cluster.client().idle_connections(), 1);
 
         // Concurrent fills need one connection each; the pool keeps them afterwards.
         let fills = (0..4).map(|_| {
@@ -128,7 +128,7 @@ fn keep_alive_connections_are_reused() {
             b.collect_bytes().await.unwrap();
         }
         assert_eq!(replicas[owner].listener.accepted_connections(), 4);
-        assert_eq!(replicas[0].cluster.idle_connections(), 4);
+        assert_eq!(replicas[0].cluster.client().idle_connections(), 4);
 
         // A body dropped half-read closes its connection instead of returning it.
         let (big, _) = remote_key(&replicas, CHUNK);
@@ -139,7 +139,7 @@ fn keep_alive_connections_are_reused() {
             .unwrap();
         let _ = body.next().await;
         drop(body);
-        assert_eq!(replicas[0].cluster.idle_connections(), 3);
+        assert_eq!(replicas[0].cluster.client().idle_connections(), 3);
     });
 }
 
@@ -156,7 +156,7 @@ fn pool_limits_and_eviction() {
             .await
             .unwrap();
         body.collect_bytes().await.unwrap();
-        assert_eq!(replicas[0].cluster.idle_connections(), 1);
+        assert_eq!(replicas[0].cluster.client().idle_connections(), 1);
         // The coordinator leaves the snapshot: its pooled connection is closed.
         let remaining: Vec<_> = source
             .get()
@@ -164,7 +164,7 @@ fn pool_limits_and_eviction() {
             .filter(|a| *a != replicas[owner].addr)
             .collect();
         source.set(remaining);
-        assert!(eventually(5, || replicas[0].cluster.idle_connections() == 0).await);
+        assert!(eventually(5, || replicas[0].cluster.client().idle_connections() == 0).await);
         assert_eq!(replicas[0].cluster.peers().len(), 2);
 
         // At most 16 idle connections are kept per peer.
@@ -183,29 +183,31 @@ fn pool_limits_and_eviction() {
         for b in bodies {
             b.collect_bytes().await.unwrap();
         }
-        assert_eq!(replicas[0].cluster.idle_connections(), 16);
+        assert_eq!(replicas[0].cluster.client().idle_connections(), 16);
     });
 }
 
 #[test]
 fn idle_timeout_and_zero_pool() {
-    use orca_cluster_smol::{Cluster, Options, PoolSettings};
+    use orca_cluster_smol::{ClientSettings, Cluster, Options};
     run(30, async {
         let (replicas, source) =
             replicas(2, |_| None, || SyntheticOrigin, ListenerSettings::default()).await;
         let (k, owner) = remote_key(&replicas, 4096);
         for (settings, expect_idle) in [
             (
-                PoolSettings {
+                ClientSettings {
                     max_idle_per_peer: 0,
                     idle_timeout: Duration::from_secs(30),
+                    ..ClientSettings::default()
                 },
                 0,
             ),
             (
-                PoolSettings {
+                ClientSettings {
                     max_idle_per_peer: 4,
                     idle_timeout: Duration::from_millis(1),
+                    ..ClientSettings::default()
                 },
                 1,
             ),
@@ -219,7 +221,7 @@ fn idle_timeout_and_zero_pool() {
                 Options::default()
                     .with_peer_source(client_source)
                     .with_self_port(1)
-                    .with_pool_settings(settings),
+                    .with_client_settings(settings),
             )
             .await
             .unwrap();
@@ -236,7 +238,8 @@ fn idle_timeout_and_zero_pool() {
             }
             // No reuse: disabled, or expired before the second fill.
             assert_eq!(replicas[owner].listener.accepted_connections() - before, 2);
-            assert_eq!(client.idle_connections(), expect_idle);
+            // With a 1 ms idle timeout the pool's sweeper may already have closed it.
+            assert!(client.client().idle_connections() <= expect_idle);
             client.close(Duration::from_secs(2)).await.unwrap();
         }
     });

@@ -2,31 +2,28 @@
 //!
 //! The tokio/hyper driver of orca-cluster: replicas of a Kubernetes Deployment discover each
 //! other through DNS, agree on one coordinator per cache chunk by rendezvous hashing, and
-//! stream chunks to each other over an internal fill RPC (`GET /internal/fill`): h2c or
-//! HTTP/1.1 in development, mutual TLS in production.
+//! stream chunks to each other over an internal fill RPC (`GET /internal/fill`): HTTP/1.1 or
+//! h2c in development, mutual TLS (h2 or HTTP/1.1 by ALPN) in production.
 //!
-//! Decisions live in the sans-IO core ([`orca_cluster_core`]: membership rules, wire format,
-//! admission, response checks) and the runtime-agnostic driver crate
-//! (`orca-cluster-driver-common`: the membership task, TLS reloading, body guards); this crate
-//! does the IO with tokio, hyper and hickory.
+//! Every decision lives in the sans-IO core ([`orca_cluster_core`]) and the one driver pipeline
+//! (`orca-cluster-driver-common`: the handle, the fill client, the listener's request pipeline,
+//! the membership task). This crate is runtime glue: [`Tokio`] (spawn, timers, hickory's tokio
+//! provider, TCP), hyper connections for the client ([`HyperExchange`]) and the listener
+//! ([`FillListener`], [`FillService`]). The smol driver (`orca-cluster-smol`) has the same API.
 //!
 //! - [`Cluster`] — start with a [`ClusterConfig`] and [`Options`]; read [`Cluster::peers`],
 //!   [`Cluster::coordinator`], [`Cluster::ranked`]; [`Cluster::subscribe`] to changes;
 //!   [`Cluster::fill_from_peer`] returns a length-verified [`FillBody`]; [`Cluster::close`].
 //! - [`FillListener`] / [`FillService`] — the listener side, with the application's [`Filler`].
 //! - [`FillClient`] — the client alone, for processes that only fill.
-//! - [`dns`] — the hickory peer source.
-//!
-//! The `orca-cluster` command and the loopback fill benchmarks live in the
-//! `orca-cluster-cli` crate; this crate's dependencies are only what a replica needs.
 //!
 //! ## Example: one replica, static peers, a synthetic origin
 //!
 //! ```
 //! use std::time::Duration;
 //! use orca_cluster_tokio::{
-//!     ChunkKey, Cluster, ClusterConfig, FillListener, ListenerSettings, Options, Peer,
-//!     StaticPeerSource, SyntheticOrigin,
+//!     ChunkKey, Cluster, ClusterConfig, FillClient, FillListener, ListenerSettings, Options,
+//!     Peer, StaticPeerSource, SyntheticOrigin,
 //! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -35,7 +32,8 @@
 //! let listener = FillListener::bind("127.0.0.1:0".parse()?).await?;
 //! let addr = listener.local_addr();
 //!
-//! // Peers from a static list (DNS in production: leave the source out).
+//! // Peers from a static list (DNS in production: leave the source out). The list carries
+//! // ports, so this replica's entry is found by its IP.
 //! let peers = StaticPeerSource::new([addr]);
 //! let config = ClusterConfig {
 //!     service: "orca-peers".into(),
@@ -43,11 +41,9 @@
 //!     membership_refresh: Duration::from_millis(200),
 //!     ..ClusterConfig::default()
 //! };
-//! let options = Options::default()
-//!     .with_peer_source(peers.clone())
-//!     .with_self_port(addr.port());
-//! let cluster = Cluster::start(config, options).await?;
+//! let cluster = Cluster::start(config, Options::default().with_peer_source(peers)).await?;
 //! assert!(cluster.has_initial_snapshot());
+//! assert_eq!(cluster.self_port(), addr.port());
 //!
 //! // Serve chunks (plain HTTP here: it logs a warning; enable internal_tls in production).
 //! let server = listener.serve(&cluster, SyntheticOrigin, ListenerSettings::default());
@@ -66,8 +62,8 @@
 //! let me = cluster.coordinator(&key);
 //! assert!(cluster.fill_from_peer(&me, &key, 3 << 20).await.is_err());
 //!
-//! // A second client-only process fetches the chunk from this replica over h2c.
-//! let fetcher = orca_cluster_tokio::FillClient::new(&ClusterConfig::default(), &Options::default())?;
+//! // A second, client-only process fetches the chunk from this replica.
+//! let fetcher = FillClient::new(&ClusterConfig::default(), &Options::default())?;
 //! let peer = Peer { ip: addr.ip(), port: addr.port(), is_self: false };
 //! let body = fetcher.fill(&peer, &key, 3 << 20).await?;
 //! assert_eq!(body.expected_len(), 1 << 20);
@@ -80,41 +76,49 @@
 //! # }
 //! ```
 //!
-//! ## Production settings
-//! DNS: hickory with `/etc/resolv.conf`, A and AAAA, TCP fallback, no cache, lookup timeout
-//! 3 s, refresh 5 s. Client: connect 10 s, TLS handshake 10 s, idle 30 s, HTTP/2 pings every
-//! 10 s, 8 MiB stream / 16 MiB connection windows ([`ClientSettings`]), no total timeout.
-//! Listener: 256 concurrent fills, 16 KiB request heads, TLS handshake 10 s
-//! ([`ListenerSettings`]).
+//! ## Defaults
+//! The same on both drivers (see `orca_cluster_driver_common::ClientSettings` and
+//! [`ListenerSettings`]): DNS through `/etc/resolv.conf`, A and AAAA, TCP fallback, no cache,
+//! lookup timeout 3 s, refresh 5 s. Client: connect 10 s, TLS handshake 10 s, idle 30 s,
+//! 16 idle HTTP/1.1 connections per peer; HTTP/2: pings every 10 s, 8 MiB stream / 16 MiB
+//! connection windows; no total timeout. Listener: 256 concurrent fills, 16 KiB request heads,
+//! TLS handshake 10 s, request head 30 s.
 
 #![forbid(unsafe_code)]
 
 mod client;
-mod cluster;
-pub mod dns;
 mod listener;
-mod options;
-pub mod runtime;
-pub mod tls;
+mod runtime;
 
-pub use client::{
-    BoxIo, ClientSettings, ConnectFuture, DEFAULT_CONNECTION_WINDOW, DEFAULT_MAX_FRAME_SIZE,
-    DEFAULT_MAX_SEND_BUF, DEFAULT_STREAM_WINDOW, FillBody, FillClient, Io, TcpTransport, Transport,
-};
-pub use cluster::Cluster;
-pub use listener::{
-    FillListener, FillResponseBody, FillService, ListenerHandle, ListenerSettings, ResponseFuture,
-};
-pub use options::Options;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+
+pub use client::{BoxIo, HyperBody, HyperExchange, Io, TcpTransport};
+pub use listener::{FillListener, FillResponseBody, FillService, ResponseFuture};
+pub use runtime::Tokio;
 
 pub use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Scoring, Snapshot, TlsSettings};
 pub use orca_cluster_driver_common::{
-    ChunkStream, CloseError, FillError, FillRequest, Filler, FillerError, PeerSource, StartError,
-    StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin,
+    ChunkStream, ClientSettings, CloseError, ConnectFuture, FillBody, FillBodyReader, FillError,
+    FillRequest, Filler, FillerError, Http2Settings, ListenerSettings, PeerSource, Protocol,
+    StartError, StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin, Transport,
 };
+
+/// A running replica's view of the cluster, on tokio; see
+/// [`orca_cluster_driver_common::Cluster`].
+pub type Cluster = orca_cluster_driver_common::Cluster<Tokio>;
+/// Options of [`Cluster::start`] and [`FillClient::new`]; see
+/// [`orca_cluster_driver_common::Options`].
+pub type Options = orca_cluster_driver_common::Options<Tokio>;
+/// The fill client alone; see [`orca_cluster_driver_common::FillClient`].
+pub type FillClient = orca_cluster_driver_common::FillClient<Tokio>;
+/// Controls a serving [`FillListener`]; dropping it stops the listener at once. See
+/// [`orca_cluster_driver_common::ListenerHandle`].
+pub type ListenerHandle = orca_cluster_driver_common::ListenerHandle<Tokio>;
+/// The hickory DNS peer source on tokio.
+pub type DnsPeerSource = orca_cluster_driver_common::DnsPeerSource<TokioRuntimeProvider>;
 
 /// The core crate, for its lower-level items (wire format, admission, fill checks, config
 /// constants).
 pub use orca_cluster_core as core;
-/// The runtime-agnostic driver crate (TLS reloader, DNS source, body guards).
+/// The driver pipeline crate (TLS reloader, DNS source, listener pipeline).
 pub use orca_cluster_driver_common as common;

@@ -1,42 +1,44 @@
-//! The tokio implementation of the drivers' small [`Runtime`] trait (spawn and sleep).
+//! [`Tokio`]: the tokio runtime as an orca-cluster [`Driver`]: tasks on a tokio runtime handle,
+//! tokio timers, hickory's tokio provider, TCP, and hyper for the client's HTTP.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use orca_cluster_driver_common::Runtime;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use orca_cluster_driver_common::client::ClientSetup;
+use orca_cluster_driver_common::{Driver, Protocol, Runtime, Transport};
 use tokio::runtime::Handle;
 
-/// Spawns on the tokio runtime that was current when the value was created, and sleeps with
-/// tokio's timer. Cheap to clone.
+use crate::client::{BoxIo, HyperExchange, TcpTransport};
+
+/// The tokio driver: a handle on the runtime that runs the cluster's tasks.
 #[derive(Clone, Debug)]
-pub struct TokioRuntime {
+pub struct Tokio {
     handle: Handle,
 }
 
-impl TokioRuntime {
-    /// The runtime of the current context.
-    ///
-    /// # Panics
-    /// Outside a tokio runtime (like `tokio::spawn`). Every `async` entry point of this crate
-    /// runs inside one, so this is only reachable through misuse, never from network input.
-    pub fn current() -> TokioRuntime {
-        TokioRuntime {
+impl Tokio {
+    /// The runtime of the calling context. Panics outside a tokio runtime (as
+    /// `tokio::runtime::Handle::current` does).
+    pub fn current() -> Tokio {
+        Tokio {
             handle: Handle::current(),
         }
     }
 
-    /// Uses `handle` for spawning.
-    pub fn from_handle(handle: Handle) -> TokioRuntime {
-        TokioRuntime { handle }
+    /// A driver running its tasks on `handle`.
+    pub fn from_handle(handle: Handle) -> Tokio {
+        Tokio { handle }
     }
 
-    /// The runtime handle tasks are spawned on.
+    /// The runtime handle.
     pub fn handle(&self) -> &Handle {
         &self.handle
     }
 }
 
-impl Runtime for TokioRuntime {
+impl Runtime for Tokio {
     fn spawn<F>(&self, future: F)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -46,5 +48,29 @@ impl Runtime for TokioRuntime {
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
         tokio::time::sleep(duration)
+    }
+}
+
+impl Driver for Tokio {
+    const NAME: &'static str = "tokio";
+    const PROTOCOLS: &'static [Protocol] = &[Protocol::Http2, Protocol::Http1];
+    type Dns = TokioRuntimeProvider;
+    type Io = BoxIo;
+    type Exchange = HyperExchange;
+
+    fn current() -> Self {
+        Tokio::current()
+    }
+
+    fn dns(&self) -> TokioRuntimeProvider {
+        TokioRuntimeProvider::default()
+    }
+
+    fn tcp() -> Arc<dyn Transport<BoxIo>> {
+        Arc::new(TcpTransport)
+    }
+
+    fn exchange(&self, setup: ClientSetup<Self>) -> HyperExchange {
+        HyperExchange::new(setup)
     }
 }

@@ -4,6 +4,7 @@
 
 mod support;
 
+use orca_cluster_tokio::Protocol;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -244,7 +245,15 @@ impl orca_cluster_tokio::Filler for Gate {
 }
 
 fn client(http1: bool) -> FillClient {
-    FillClient::new(&config(), &Options::default().with_http1(http1)).unwrap()
+    FillClient::new(
+        &config(),
+        &Options::default().with_protocol(if http1 {
+            Protocol::Http1
+        } else {
+            Protocol::Http2
+        }),
+    )
+    .unwrap()
 }
 
 fn peer(addr: SocketAddr) -> Peer {

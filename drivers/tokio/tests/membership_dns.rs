@@ -58,11 +58,10 @@ async fn every_dns_failure_kind_reaches_the_core_as_itself() {
     init_tracing();
     let dns = TestDnsServer::start().unwrap();
     dns.set_records(SERVICE, &[v4(1)]);
-    let source = orca_cluster_tokio::dns::peer_source(
-        &dns_config(5),
-        &Options::default().with_nameserver(dns.addr()),
-    )
-    .unwrap();
+    let source = Options::default()
+        .with_nameserver(dns.addr())
+        .peer_source(&dns_config(5))
+        .unwrap();
     assert_eq!(
         source.lookup(SERVICE).await,
         LookupAnswer::Records(vec![PeerAddr::from_ip(v4(1))])

@@ -6,6 +6,7 @@
 
 mod support;
 
+use orca_cluster_tokio::Protocol;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -93,8 +94,15 @@ async fn fills_over_mtls_with_h2_and_http1() {
     let tls = mtls_files(dir.path(), &["127.0.0.1"]);
     let (cluster, handle, addr) = tls_replica(&tls, ListenerSettings::default()).await;
     for http1 in [false, true] {
-        let client =
-            FillClient::new(&tls_config(&tls), &Options::default().with_http1(http1)).unwrap();
+        let client = FillClient::new(
+            &tls_config(&tls),
+            &Options::default().with_protocol(if http1 {
+                Protocol::Http1
+            } else {
+                Protocol::Http2
+            }),
+        )
+        .unwrap();
         for i in 0..3 {
             fetch(&client, addr, i).await.unwrap();
         }

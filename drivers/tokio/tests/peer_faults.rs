@@ -5,6 +5,8 @@
 
 mod support;
 
+use orca_cluster_tokio::BoxIo;
+use orca_cluster_tokio::Protocol;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -28,7 +30,11 @@ const CHUNK: u64 = 64 * 1024;
 const OBJECT: u64 = CHUNK * 4;
 
 fn client(options: Options) -> FillClient {
-    FillClient::new(&ClusterConfig::default(), &options.with_http1(true)).unwrap()
+    FillClient::new(
+        &ClusterConfig::default(),
+        &options.with_protocol(Protocol::Http1),
+    )
+    .unwrap()
 }
 
 fn peer(addr: SocketAddr) -> Peer {
@@ -114,8 +120,8 @@ async fn connection_refused() {
 /// A transport whose connect never completes.
 struct Blackhole;
 
-impl Transport for Blackhole {
-    fn connect(&self, _addr: SocketAddr) -> ConnectFuture {
+impl Transport<BoxIo> for Blackhole {
+    fn connect(&self, _addr: SocketAddr) -> ConnectFuture<BoxIo> {
         Box::pin(std::future::pending())
     }
 }

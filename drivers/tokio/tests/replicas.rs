@@ -3,6 +3,7 @@
 
 mod support;
 
+use orca_cluster_tokio::Protocol;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -91,12 +92,12 @@ async fn every_replica_fills_every_chunk(options: Options) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_fill_from_each_other_over_h2c() {
-    every_replica_fills_every_chunk(Options::default()).await;
+    every_replica_fills_every_chunk(Options::default().with_protocol(Protocol::Http2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_fill_from_each_other_over_http1() {
-    every_replica_fills_every_chunk(Options::default().with_http1(true)).await;
+    every_replica_fills_every_chunk(Options::default().with_protocol(Protocol::Http1)).await;
 }
 
 /// An object big enough that every replica coordinates some of its chunks.
@@ -117,7 +118,9 @@ async fn concurrent_first_fills_share_one_h2_connection() {
     let (nodes, _source) = replicas(
         2,
         config(),
-        Options::default().with_transport(transport.clone()),
+        Options::default()
+            .with_protocol(Protocol::Http2)
+            .with_transport(transport.clone()),
         SyntheticOrigin,
         ListenerSettings::default(),
     )
@@ -161,7 +164,7 @@ async fn http1_connections_are_pooled_and_reused() {
         2,
         config(),
         Options::default()
-            .with_http1(true)
+            .with_protocol(Protocol::Http1)
             .with_transport(transport.clone()),
         SyntheticOrigin,
         ListenerSettings::default(),

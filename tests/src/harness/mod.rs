@@ -35,7 +35,7 @@ use futures_core::Stream;
 use futures_lite::StreamExt;
 use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Snapshot};
 use orca_cluster_driver_common::{
-    ChunkStream, CloseError, FillError, FillRequest, Filler, FillerError, StartError,
+    ChunkStream, CloseError, FillError, FillRequest, Filler, FillerError, Protocol, StartError,
     StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin,
 };
 
@@ -65,9 +65,8 @@ pub struct Setup {
     pub nameserver: Option<SocketAddr>,
     /// Self's port in peer records (0 for DNS).
     pub self_port: u16,
-    /// Plain-mode client speaks HTTP/1.1 (tokio; smol always does); in TLS mode the tokio
-    /// client then offers only `http/1.1` by ALPN.
-    pub http1: bool,
+    /// The fill client's protocol (default `Auto`: HTTP/1.1 in plain mode, ALPN with TLS).
+    pub protocol: Protocol,
 }
 
 impl Setup {
@@ -93,10 +92,15 @@ impl Setup {
         self
     }
 
-    /// Sets HTTP/1.1 mode.
-    pub fn with_http1(mut self, yes: bool) -> Setup {
-        self.http1 = yes;
+    /// Sets the client's protocol.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Setup {
+        self.protocol = protocol;
         self
+    }
+
+    /// HTTP/1.1 only (`true`) or the default `Auto` (`false`).
+    pub fn with_http1(self, yes: bool) -> Setup {
+        self.with_protocol(if yes { Protocol::Http1 } else { Protocol::Auto })
     }
 }
 
@@ -267,7 +271,7 @@ macro_rules! impl_driver {
         pub fn options(setup: &$crate::harness::Setup) -> $krate::Options {
             let mut options = $krate::Options::default()
                 .with_self_port(setup.self_port)
-                .with_http1(setup.http1);
+                .with_protocol(setup.protocol);
             if let Some(source) = &setup.source {
                 options = options.with_peer_source(source.clone());
             }
@@ -651,11 +655,25 @@ pub async fn client_cluster<D: Driver>(
     http1: bool,
     members: &[SocketAddr],
 ) -> D::Cluster {
+    let protocol = if http1 {
+        Protocol::Http1
+    } else {
+        Protocol::Auto
+    };
+    client_cluster_with::<D>(config, protocol, members).await
+}
+
+/// [`client_cluster`] with an explicit client protocol.
+pub async fn client_cluster_with<D: Driver>(
+    config: ClusterConfig,
+    protocol: Protocol,
+    members: &[SocketAddr],
+) -> D::Cluster {
     let phantom = SocketAddr::new(LOCALHOST, 1);
     let peers = std::iter::once(phantom).chain(members.iter().copied());
     let setup = Setup::static_source(&StaticPeerSource::new(peers))
         .with_self_port(1)
-        .with_http1(http1);
+        .with_protocol(protocol);
     D::start(config, setup)
         .await
         .unwrap_or_else(|e| panic!("{} start: {e}", D::NAME))

@@ -1,80 +1,76 @@
-//! One client connection to a peer: the stream (plain or TLS), its read buffer, and the steps
-//! of one HTTP/1.1 exchange (send the request, read the response head). The body is read by
-//! [`super::body::RawBody`].
+//! One client connection to a peer: the stream (plain or TLS), the bytes read but not yet
+//! consumed, and the head of one exchange (send the request, parse the response head with the
+//! core's codec). The body is read by [`super::body::SmolBody`].
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures_io::AsyncRead;
 use futures_lite::AsyncWriteExt;
-use orca_cluster_driver_common::{FillError, TlsReloader};
+use orca_cluster_core::h1::{self, HeadError, Parsed};
+use orca_cluster_driver_common::client::SendError;
+use orca_cluster_driver_common::{ClientSettings, FillError, TlsReloader, Transport};
 
-use super::head::{ResponseHead, parse_head};
-use crate::stream::{ClientStream, MaybeTls};
+use crate::runtime::timeout;
+use crate::stream::{BoxIo, ClientStream, MaybeTls};
 
-/// Longest a TCP connect to a peer may take: 10 s.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Interim (1xx) responses skipped before the final one at most: 8.
-const MAX_INTERIM_RESPONSES: usize = 8;
-
-/// Size of the blocks body bytes are read into: 256 KiB. Frames handed to the caller are
+/// Size of the blocks socket reads land in: 256 KiB. Body frames handed to the caller are
 /// slices of these blocks (no copy after the socket read).
 const BLOCK: usize = 256 * 1024;
 /// A block with less room than this is replaced before the next read.
 const MIN_READ: usize = 16 * 1024;
+/// Largest response head accepted: 16 KiB.
+pub(crate) const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
-/// A connection and its buffered, not yet consumed bytes.
-#[derive(Debug)]
+/// A connection and its read-ahead.
 pub(crate) struct Connection {
     stream: ClientStream,
     /// Bytes read but not consumed (the rest of a head, the start of a body).
-    pub(crate) buf: BytesMut,
+    pub(crate) pending: Bytes,
     /// Initialized memory that socket reads land in.
     block: BytesMut,
-    /// Whether the connection came from the pool (it may have gone stale).
-    pub(crate) reused: bool,
     /// When it was last returned to the pool.
     pub(crate) idle_since: Instant,
 }
 
-/// Why an exchange failed; `before_response` tells whether any response byte had arrived
-/// (only then is a retry on a fresh connection safe).
-#[derive(Debug)]
-pub(crate) struct ExchangeError {
-    pub error: FillError,
-    pub before_response: bool,
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("tls", &matches!(self.stream, MaybeTls::Tls(_)))
+            .field("pending", &self.pending.len())
+            .field("idle_since", &self.idle_since)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
-    /// Opens a connection to `addr` (TCP within [`CONNECT_TIMEOUT`], `TCP_NODELAY`, then the
-    /// TLS handshake when `tls` is set).
+    /// Opens a connection to `addr` through `transport` (within the connect timeout), then the
+    /// TLS handshake when `tls` is set (within the handshake timeout).
     pub(crate) async fn open(
         addr: SocketAddr,
+        transport: &dyn Transport<BoxIo>,
         tls: Option<&TlsReloader>,
+        settings: &ClientSettings,
     ) -> Result<Connection, FillError> {
-        let tcp =
-            match crate::runtime::timeout(CONNECT_TIMEOUT, smol::net::TcpStream::connect(addr))
-                .await
-            {
-                Some(Ok(tcp)) => tcp,
-                Some(Err(e)) => return Err(FillError::Connect(e)),
-                None => return Err(FillError::ConnectTimeout),
-            };
-        tcp.set_nodelay(true).map_err(FillError::Connect)?;
+        let io = match timeout(settings.connect_timeout, transport.connect(addr)).await {
+            Some(Ok(io)) => io,
+            Some(Err(e)) => return Err(FillError::Connect(e)),
+            None => return Err(FillError::ConnectTimeout),
+        };
         let stream = match tls {
-            Some(reloader) => crate::tls::connect(reloader, addr.ip(), tcp).await?,
-            None => MaybeTls::Plain(tcp),
+            Some(reloader) => {
+                crate::tls::connect(reloader, addr.ip(), io, settings.tls_handshake_timeout).await?
+            }
+            None => MaybeTls::Plain(io),
         };
         Ok(Connection {
             stream,
-            buf: BytesMut::new(),
+            pending: Bytes::new(),
             block: BytesMut::new(),
-            reused: false,
             idle_since: Instant::now(),
         })
     }
@@ -82,7 +78,7 @@ impl Connection {
     /// Whether an idle connection still looks usable: no unread bytes, and the socket has
     /// neither data, nor end-of-stream, nor an error pending (checked without waiting).
     pub(crate) fn is_idle_healthy(&mut self) -> bool {
-        if !self.buf.is_empty() {
+        if !self.pending.is_empty() {
             return false;
         }
         let mut cx = Context::from_waker(Waker::noop());
@@ -93,19 +89,13 @@ impl Connection {
         )
     }
 
-    /// Reads once from the socket, at most `max` bytes. An empty result is end-of-stream; a TLS
-    /// peer that closes without `close_notify` also reads as end-of-stream (the caller's length
-    /// checks then report the truncation).
-    pub(crate) fn poll_read_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-        max: usize,
-    ) -> Poll<io::Result<Bytes>> {
+    /// Reads once from the socket. An empty result is end-of-stream; a TLS peer that closes
+    /// without `close_notify` also reads as end-of-stream (the length checks then report it).
+    pub(crate) fn poll_read_frame(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
         if self.block.len() < MIN_READ {
             self.block = BytesMut::zeroed(BLOCK);
         }
-        let want = max.clamp(1, self.block.len());
-        match Pin::new(&mut self.stream).poll_read(cx, &mut self.block[..want]) {
+        match Pin::new(&mut self.stream).poll_read(cx, &mut self.block) {
             Poll::Ready(Ok(n)) => Poll::Ready(Ok(self.block.split_to(n).freeze())),
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 Poll::Ready(Ok(Bytes::new()))
@@ -115,67 +105,69 @@ impl Connection {
         }
     }
 
-    /// Reads more bytes into `buf`; `Ok(0)` at end-of-stream.
-    pub(crate) async fn fill_buf(&mut self) -> io::Result<usize> {
-        let frame = std::future::poll_fn(|cx| self.poll_read_frame(cx, BLOCK)).await?;
-        self.buf.extend_from_slice(&frame);
-        Ok(frame.len())
+    /// Appends `frame` to the read-ahead (no copy when nothing is pending).
+    pub(crate) fn append(&mut self, frame: Bytes) {
+        if self.pending.is_empty() {
+            self.pending = frame;
+        } else {
+            let mut joined = BytesMut::with_capacity(self.pending.len() + frame.len());
+            joined.extend_from_slice(&self.pending);
+            joined.extend_from_slice(&frame);
+            self.pending = joined.freeze();
+        }
     }
 
-    /// Sends `request` and reads the response head (skipping interim 1xx responses). The body
-    /// bytes that arrived with the head stay in `buf`.
-    pub(crate) async fn exchange(&mut self, request: &[u8]) -> Result<ResponseHead, ExchangeError> {
-        let io_err = |e: io::Error, before_response| ExchangeError {
-            error: FillError::Http(format!("request: {e}")),
-            before_response,
+    /// Sends `request` and parses the response head (interim 1xx responses are skipped by the
+    /// codec). The body bytes that arrived with the head stay pending. A connection from the
+    /// pool (`reused`) that fails before any response byte is [`SendError::Stale`].
+    pub(crate) async fn exchange(
+        &mut self,
+        request: &[u8],
+        reused: bool,
+    ) -> Result<h1::ResponseHead, SendError> {
+        let before = |e: FillError, received: bool| {
+            if reused && !received {
+                SendError::Stale(e)
+            } else {
+                SendError::Failed(e)
+            }
         };
-        self.stream
-            .write_all(request)
-            .await
-            .map_err(|e| io_err(e, true))?;
-        self.stream.flush().await.map_err(|e| io_err(e, true))?;
-        let mut received_any = false;
-        let mut interim = 0;
+        let sent = async {
+            self.stream.write_all(request).await?;
+            self.stream.flush().await
+        };
+        if let Err(e) = sent.await {
+            return Err(before(FillError::Http(format!("request: {e}")), false));
+        }
         loop {
-            match parse_head(&self.buf) {
-                Ok(Some(head)) if (100..200).contains(&head.status) && head.status != 101 => {
-                    let _ = self.buf.split_to(head.head_len);
-                    received_any = true;
-                    interim += 1;
-                    if interim > MAX_INTERIM_RESPONSES {
-                        return Err(ExchangeError {
-                            error: FillError::Http("too many interim (1xx) responses".into()),
-                            before_response: false,
-                        });
-                    }
-                }
-                Ok(Some(head)) => {
-                    let _ = self.buf.split_to(head.head_len);
+            match h1::parse_response_head(&self.pending, MAX_RESPONSE_HEAD) {
+                Ok(Parsed::Complete { head, consumed }) => {
+                    let _ = self.pending.split_to(consumed);
                     return Ok(head);
                 }
-                Ok(None) => match self.fill_buf().await {
-                    Ok(0) => {
-                        let before_response = !received_any && self.buf.is_empty();
-                        return Err(ExchangeError {
-                            error: FillError::Http(if before_response {
-                                "connection closed before the response".into()
-                            } else {
-                                "connection closed inside the response head".into()
-                            }),
-                            before_response,
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let before_response = !received_any && self.buf.is_empty();
-                        return Err(io_err(e, before_response));
-                    }
-                },
+                Ok(Parsed::Partial) => {}
+                Err(HeadError::Framing(malformed)) => {
+                    return Err(SendError::Failed(FillError::Check(malformed.into())));
+                }
                 Err(e) => {
-                    return Err(ExchangeError {
-                        error: FillError::Http(e.0),
-                        before_response: false,
-                    });
+                    return Err(SendError::Failed(FillError::Http(format!(
+                        "response head: {e}"
+                    ))));
+                }
+            }
+            let received = !self.pending.is_empty();
+            match std::future::poll_fn(|cx| self.poll_read_frame(cx)).await {
+                Ok(frame) if frame.is_empty() => {
+                    let what = if received {
+                        "connection closed inside the response head"
+                    } else {
+                        "connection closed before the response"
+                    };
+                    return Err(before(FillError::Http(what.into()), received));
+                }
+                Ok(frame) => self.append(frame),
+                Err(e) => {
+                    return Err(before(FillError::Http(format!("response: {e}")), received));
                 }
             }
         }

@@ -1,57 +1,55 @@
-//! The accept loop and the per-connection tasks: TLS handshake (when enabled), then a
-//! keep-alive loop — async-h1 decodes each request head, [`Service`] answers it, and the reply
-//! is written here, body frames straight from the filler to the socket (one write per frame,
-//! no intermediate copy).
+//! The accept loop and the connection tasks: TLS handshake (when enabled), then a keep-alive
+//! loop — the core's codec parses each request head, the shared pipeline answers it, and the
+//! reply is written here (head by the codec, body frames straight from the filler).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::{AsyncWriteExt, StreamExt};
-use orca_cluster_driver_common::TlsReloader;
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use orca_cluster_core::admission::FillRequestHead;
+use orca_cluster_core::h1::{self, Parsed, ResponseSpec};
+use orca_cluster_driver_common::{
+    FillPipeline, FixedReply, ListenerControl, ListenerSettings, Reply, TlsReloader,
+};
 use smol::net::{TcpListener, TcpStream};
 
-use super::io::{ServerConn, ServerIo, Violation};
-use super::reply::{Reply, ReplyBody};
-use super::service::Service;
-use super::shared::Shared;
 use crate::runtime::timeout;
-use crate::stream::MaybeTls;
+use crate::stream::{MaybeTls, ServerStream};
 
-/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again: 50 ms.
+/// Pause after a failed `accept` (e.g. out of file descriptors): 50 ms.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// How long a connection may wait for its next request head, and how long one write of a
-/// response may take: 75 s. (Longer than the clients' 30 s pool idle timeout, so an idle
-/// connection is normally closed by the client, never under a request in flight.)
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// How long one write of a response may make no progress before the connection is dropped.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(75);
+/// Bytes read from the socket at a time while waiting for a request head.
+const READ_CHUNK: usize = 4 * 1024;
 
 /// What every connection task needs.
 pub(crate) struct Context {
-    /// Keeps the cluster (and its membership task) alive while the listener serves.
-    pub(crate) _cluster: crate::Cluster,
-    pub(crate) service: Service,
+    pub(crate) pipeline: FillPipeline,
     pub(crate) tls: Option<Arc<TlsReloader>>,
-    pub(crate) max_header_bytes: usize,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) settings: ListenerSettings,
+    pub(crate) control: Arc<ListenerControl>,
 }
 
-/// Accepts until shutdown begins; each connection runs in its own task.
+/// Accepts until the control stops (the socket is then closed); each connection runs in its
+/// own task.
 pub(crate) async fn accept_loop(listener: TcpListener, context: Arc<Context>) {
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            context.shared.stopped().await;
+            context.control.stopped().await;
             None
         })
         .await;
         match accepted {
             None => return,
             Some(Ok((tcp, remote))) => {
-                let open = context.shared.open();
+                let guard = context.control.open();
                 let context = context.clone();
                 smol::spawn(async move {
-                    let _open = open;
-                    futures_lite::future::or(serve_connection(tcp, context.clone()), async {
-                        context.shared.forced().await;
+                    let _guard = guard;
+                    futures_lite::future::or(serve_connection(tcp, &context), async {
+                        context.control.forced().await;
                     })
                     .await;
                     tracing::trace!(%remote, "fill connection closed");
@@ -59,137 +57,196 @@ pub(crate) async fn accept_loop(listener: TcpListener, context: Arc<Context>) {
                 .detach();
             }
             Some(Err(e)) => {
-                tracing::warn!(event = "accept_failed", error = %e, "fill listener accept failed");
+                tracing::warn!(event = "accept_failed", error = %e, "fill listener: accept failed");
                 crate::runtime::sleep(ACCEPT_BACKOFF).await;
             }
         }
     }
 }
 
-async fn serve_connection(tcp: TcpStream, context: Arc<Context>) {
+/// What one request asked for, once its head is parsed.
+struct Request {
+    reply: orca_cluster_driver_common::listener::ReplyFuture,
+    close: bool,
+}
+
+async fn serve_connection(tcp: TcpStream, context: &Context) {
     let _ = tcp.set_nodelay(true);
     let remote = tcp.peer_addr().ok();
-    let stream = match &context.tls {
-        Some(reloader) => match crate::tls::accept(reloader, tcp).await {
-            Ok(stream) => stream,
-            Err(e) => {
-                tracing::debug!(remote = ?remote, error = %e, "fill listener: TLS handshake failed");
-                return;
-            }
-        },
-        None => MaybeTls::Plain(tcp),
-    };
-    let io: ServerIo = ServerConn::new(stream, context.max_header_bytes);
-    let shared = &context.shared;
-    loop {
-        io.lock().start_head();
-        // Wait for the next request; an idle connection gives up at shutdown or after
-        // IDLE_TIMEOUT (a request already arriving is still read).
-        // `None`: idle for too long, or shutdown.
-        let decode = async {
-            Some(
-                async_h1::server::decode(io.clone())
-                    .await
-                    .map(|r| r.map(|(request, _body)| request)),
-            )
-        };
-        let next = if io.lock().has_pending() {
-            timeout(IDLE_TIMEOUT, decode).await.flatten()
-        } else {
-            futures_lite::future::or(decode, async {
-                futures_lite::future::or(shared.stopped(), crate::runtime::sleep(IDLE_TIMEOUT))
-                    .await;
-                None
-            })
-            .await
-        };
-        let request = match next {
-            None | Some(Ok(None)) => return,
-            Some(Ok(Some(request))) => request,
-            Some(Err(e)) => {
-                let violation = io.lock().violation();
-                tracing::debug!(remote = ?remote, error = %e, "fill listener: bad request head");
-                let reply = match violation {
-                    Some(Violation::TooLarge) => {
-                        Reply::text(431, "request head too large\n", "text/plain; charset=utf-8")
-                    }
-                    _ => Reply::text(
-                        400,
-                        "bad request: malformed request head\n",
-                        "text/plain; charset=utf-8",
-                    ),
-                };
-                let _ = write_reply(&io, reply, true).await;
-                return;
-            }
-        };
-        let _in_flight = shared.in_flight();
-        // The fill RPC has no request bodies and is GET only: anything else is answered, then
-        // its connection closed (its body is never read).
-        let close = request.len().is_some_and(|n| n > 0)
-            || request.header("transfer-encoding").is_some()
-            || request.method() != http_types::Method::Get
-            || request.header("connection").is_some_and(|values| {
-                values
-                    .iter()
-                    .flat_map(|v| v.as_str().split(','))
-                    .any(|token| token.trim().eq_ignore_ascii_case("close"))
-            });
-        let reply = context.service.respond(&request).await;
-        drop(request);
-        let close = close || shared.is_stopping();
-        match write_reply(&io, reply, close).await {
-            Ok(()) if !close => {}
-            Ok(()) => {
-                let mut io = io.clone();
-                let _ = timeout(Duration::from_secs(1), io.close()).await;
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(remote = ?remote, error = %e, "fill response not completed; connection dropped");
-                return;
+    let mut stream: ServerStream = match &context.tls {
+        Some(reloader) => {
+            match crate::tls::accept(reloader, tcp, context.settings.tls_handshake_timeout).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::info!(event = "tls_handshake_failed", remote = ?remote, error = %e, "fill listener: TLS handshake failed");
+                    return;
+                }
             }
         }
+        None => MaybeTls::Plain(tcp),
+    };
+    let mut buf = BytesMut::new();
+    loop {
+        let request = match next_request(&mut stream, &mut buf, context).await {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(refusal) => {
+                let _ = write_fixed(&mut stream, &refusal, true).await;
+                return;
+            }
+        };
+        let reply = request.reply.await;
+        let close = request.close || context.control.is_stopping();
+        if let Err(e) = write_reply(&mut stream, reply, close).await {
+            tracing::debug!(remote = ?remote, error = %e, "fill response not completed; connection dropped");
+            return;
+        }
+        if close {
+            let _ = timeout(Duration::from_secs(1), stream.close()).await;
+            return;
+        }
     }
+}
+
+/// Reads and parses the next request head and starts its answer. `Ok(None)`: the connection
+/// ended, idled past the header read timeout, or the listener is stopping while it was idle.
+/// `Err(reply)`: a bad head, answered with `reply` and `Connection: close`.
+async fn next_request(
+    stream: &mut ServerStream,
+    buf: &mut BytesMut,
+    context: &Context,
+) -> Result<Option<Request>, FixedReply> {
+    let max_head = context.settings.max_header_bytes;
+    let deadline = async_io::Timer::after(context.settings.header_read_timeout);
+    let read_more = async {
+        loop {
+            match h1::parse_request_head(buf, max_head) {
+                Ok(Parsed::Complete { head, consumed }) => {
+                    let internal: Vec<&[u8]> = head.internal_values().collect();
+                    let admission = FillRequestHead {
+                        method: head.method,
+                        target: head.target,
+                        internal_header: &internal,
+                    };
+                    let reply = context.pipeline.respond(&admission);
+                    let close = !head.keep_alive || head.has_body || head.method != "GET";
+                    let _ = buf.split_to(consumed);
+                    return Ok(Some(Request { reply, close }));
+                }
+                Ok(Parsed::Partial) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "fill listener: bad request head");
+                    return Err(FixedReply {
+                        status: e.status(),
+                        content_type: "text/plain; charset=utf-8",
+                        allow: None,
+                        body: bytes::Bytes::from(format!("bad request head: {e}\n")),
+                    });
+                }
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            let idle = buf.is_empty();
+            let read = stream.read(&mut chunk);
+            let n = if idle {
+                // An idle keep-alive connection closes at once when the listener stops.
+                match futures_lite::future::or(async { Some(read.await) }, async {
+                    context.control.stopped().await;
+                    None
+                })
+                .await
+                {
+                    Some(result) => result,
+                    None => return Ok(None),
+                }
+            } else {
+                read.await
+            };
+            match n {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    futures_lite::future::or(read_more, async {
+        deadline.await;
+        Ok(None)
+    })
+    .await
+}
+
+fn head_bytes(
+    status: u16,
+    content_type: &str,
+    len: u64,
+    allow: Option<&str>,
+    close: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160);
+    let spec = ResponseSpec {
+        status,
+        content_type,
+        content_length: len,
+        allow,
+        close,
+    };
+    // The specs written here are always encodable (known statuses, static field values).
+    if h1::encode_response_head(&spec, &mut out).is_err() {
+        out.clear();
+    }
+    out
+}
+
+async fn write_fixed(
+    stream: &mut ServerStream,
+    reply: &FixedReply,
+    close: bool,
+) -> std::io::Result<()> {
+    let mut out = head_bytes(
+        reply.status,
+        reply.content_type,
+        reply.body.len() as u64,
+        reply.allow,
+        close,
+    );
+    out.extend_from_slice(&reply.body);
+    write(stream, &out).await?;
+    flush(stream).await
 }
 
 /// Writes `reply`; an error (including a failed filler stream) means the connection must be
 /// dropped without completing the response.
-async fn write_reply(io: &ServerIo, reply: Reply, close: bool) -> std::io::Result<()> {
-    let mut out = io.clone();
-    let mut head = reply.head(close);
-    match reply.body {
-        ReplyBody::Small(body) => {
-            head.extend_from_slice(&body);
-            write(&mut out, &head).await?;
-        }
-        ReplyBody::Fill(mut body) => {
-            write(&mut out, &head).await?;
-            while let Some(frame) = body.next().await {
-                let frame = frame?;
-                write(&mut out, &frame).await?;
-                body.sent(frame.len());
+async fn write_reply(stream: &mut ServerStream, reply: Reply, close: bool) -> std::io::Result<()> {
+    match reply {
+        Reply::Fixed(fixed) => write_fixed(stream, &fixed, close).await,
+        Reply::Fill(mut body) => {
+            let head = head_bytes(
+                200,
+                orca_cluster_core::admission::FILL_CONTENT_TYPE,
+                body.expected_len(),
+                None,
+                close,
+            );
+            write(stream, &head).await?;
+            while let Some(frame) = std::future::poll_fn(|cx| body.poll_frame(cx)).await {
+                write(stream, &frame?).await?;
             }
-            flush(&mut out).await?;
-            body.finished();
-            return Ok(());
+            flush(stream).await
         }
     }
-    flush(&mut out).await
 }
 
-fn timed_out() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")
+fn stalled() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "write made no progress")
 }
 
-async fn write(out: &mut ServerIo, bytes: &[u8]) -> std::io::Result<()> {
-    timeout(IDLE_TIMEOUT, out.write_all(bytes))
+async fn write(stream: &mut ServerStream, bytes: &[u8]) -> std::io::Result<()> {
+    timeout(WRITE_STALL_TIMEOUT, stream.write_all(bytes))
         .await
-        .unwrap_or_else(|| Err(timed_out()))
+        .unwrap_or_else(|| Err(stalled()))
 }
 
-async fn flush(out: &mut ServerIo) -> std::io::Result<()> {
-    timeout(IDLE_TIMEOUT, out.flush())
+async fn flush(stream: &mut ServerStream) -> std::io::Result<()> {
+    timeout(WRITE_STALL_TIMEOUT, stream.flush())
         .await
-        .unwrap_or_else(|| Err(timed_out()))
+        .unwrap_or_else(|| Err(stalled()))
 }

@@ -104,7 +104,7 @@ pub async fn replicas<F: Filler>(
         )
         .await
         .expect("start");
-        let handle = listener.serve(&cluster, filler(), settings);
+        let handle = listener.serve(&cluster, filler(), settings.clone());
         out.push(Replica {
             cluster,
             listener: handle,

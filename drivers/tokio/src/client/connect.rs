@@ -10,12 +10,11 @@ use bytes::Bytes;
 use http_body_util::Empty;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use orca_cluster_driver_common::{FillError, TlsReloader};
+use orca_cluster_driver_common::{ClientSettings, FillError, TlsReloader, Transport};
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 
-use super::settings::ClientSettings;
-use super::transport::{BoxIo, Transport};
+use super::transport::BoxIo;
 use super::watch::ConnWatch;
 
 /// What the client sends: fill requests have no body.
@@ -23,10 +22,13 @@ pub(crate) type ReqBody = Empty<Bytes>;
 
 /// Everything a dial needs; shared by all connections of a client.
 pub(crate) struct DialContext {
-    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) transport: Arc<dyn Transport<BoxIo>>,
     pub(crate) tls: Option<Arc<TlsReloader>>,
     pub(crate) settings: ClientSettings,
-    pub(crate) http1: bool,
+    /// Plain connections speak h2c (prior knowledge) instead of HTTP/1.1.
+    pub(crate) plain_h2: bool,
+    /// Only HTTP/1.1 is offered (plain and ALPN).
+    pub(crate) http1_only: bool,
 }
 
 impl fmt::Debug for DialContext {
@@ -34,8 +36,20 @@ impl fmt::Debug for DialContext {
         f.debug_struct("DialContext")
             .field("tls", &self.tls.is_some())
             .field("settings", &self.settings)
-            .field("http1", &self.http1)
+            .field("plain_h2", &self.plain_h2)
+            .field("http1_only", &self.http1_only)
             .finish_non_exhaustive()
+    }
+}
+
+impl DialContext {
+    /// Whether connections may speak HTTP/2 (h2c in plain mode, `h2` offered by ALPN).
+    pub(crate) fn multiplexes(&self) -> bool {
+        if self.tls.is_some() {
+            !self.http1_only
+        } else {
+            self.plain_h2
+        }
     }
 }
 
@@ -82,7 +96,7 @@ pub(crate) enum Conn {
     H1(H1Conn),
 }
 
-/// Opens a connection to `addr`. Plain mode: h2c prior knowledge, or HTTP/1.1 in `http1` mode.
+/// Opens a connection to `addr`. Plain mode: HTTP/1.1, or h2c prior knowledge when `plain_h2`.
 /// TLS mode: whatever ALPN selected (`h2`, else HTTP/1.1).
 pub(crate) async fn dial(ctx: &DialContext, addr: SocketAddr) -> Result<Conn, DialError> {
     let s = &ctx.settings;
@@ -92,7 +106,7 @@ pub(crate) async fn dial(ctx: &DialContext, addr: SocketAddr) -> Result<Conn, Di
         Ok(Ok(io)) => io,
     };
     let (io, use_h2): (BoxIo, bool) = match &ctx.tls {
-        None => (io, !ctx.http1),
+        None => (io, ctx.plain_h2),
         Some(reloader) => {
             let connector = TlsConnector::from(reloader.client_config());
             let name = reloader.server_name_for(addr.ip());
@@ -110,14 +124,15 @@ pub(crate) async fn dial(ctx: &DialContext, addr: SocketAddr) -> Result<Conn, Di
     let http =
         |e: hyper::Error| DialError::Http(format!("{addr}: handshake: {}", super::describe(&e)));
     if use_h2 {
+        let h2 = &s.http2;
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())
-            .initial_stream_window_size(s.stream_window.clamp(MIN_WINDOW, MAX_WINDOW))
-            .initial_connection_window_size(s.connection_window.clamp(MIN_WINDOW, MAX_WINDOW))
-            .max_frame_size(s.max_frame_size.clamp(MIN_FRAME, MAX_FRAME))
-            .keep_alive_interval(non_zero(s.keep_alive_interval))
-            .keep_alive_timeout(s.keep_alive_timeout)
+            .initial_stream_window_size(h2.stream_window.clamp(MIN_WINDOW, MAX_WINDOW))
+            .initial_connection_window_size(h2.connection_window.clamp(MIN_WINDOW, MAX_WINDOW))
+            .max_frame_size(h2.max_frame_size.clamp(MIN_FRAME, MAX_FRAME))
+            .keep_alive_interval(non_zero(h2.keep_alive_interval))
+            .keep_alive_timeout(h2.keep_alive_timeout)
             .keep_alive_while_idle(true);
         let (send, connection) = builder.handshake(TokioIo::new(io)).await.map_err(http)?;
         tokio::spawn(watch.clone().drive(connection, s.idle_timeout));

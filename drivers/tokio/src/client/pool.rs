@@ -71,8 +71,15 @@ impl PeerSlot {
 
     /// A connection for one request, and whether it was used before (a failure to send on a
     /// reused connection may be retried once on a fresh one).
-    pub(crate) async fn acquire(&self, ctx: &Arc<DialContext>) -> Result<(Conn, bool), DialError> {
-        if ctx.http1 || self.speaks_h1.load(Ordering::Acquire) {
+    pub(crate) async fn acquire(
+        &self,
+        ctx: &Arc<DialContext>,
+        fresh: bool,
+    ) -> Result<(Conn, bool), DialError> {
+        if fresh && (!ctx.multiplexes() || self.speaks_h1.load(Ordering::Acquire)) {
+            return self.acquire_h1_from(ctx, false).await;
+        }
+        if !ctx.multiplexes() || self.speaks_h1.load(Ordering::Acquire) {
             return self.acquire_h1(ctx).await;
         }
         let shared = {
@@ -128,8 +135,21 @@ impl PeerSlot {
     }
 
     async fn acquire_h1(&self, ctx: &Arc<DialContext>) -> Result<(Conn, bool), DialError> {
+        self.acquire_h1_from(ctx, true).await
+    }
+
+    /// An HTTP/1.1 connection: an idle pooled one when `pooled`, else a new one.
+    pub(crate) async fn acquire_h1_from(
+        &self,
+        ctx: &Arc<DialContext>,
+        pooled: bool,
+    ) -> Result<(Conn, bool), DialError> {
         loop {
-            let candidate = lock(&self.h1_idle).pop();
+            let candidate = if pooled {
+                lock(&self.h1_idle).pop()
+            } else {
+                None
+            };
             let Some(mut c) = candidate else { break };
             if c.watch.is_usable() && !c.send.is_closed() && c.send.ready().await.is_ok() {
                 return Ok((Conn::H1(c), true));
@@ -216,6 +236,14 @@ impl Pool {
             slot.evict();
         }
         evicted.len()
+    }
+
+    /// Idle HTTP/1.1 connections over all slots.
+    pub(crate) fn idle_h1(&self) -> usize {
+        lock(&self.slots)
+            .values()
+            .map(|slot| lock(&slot.h1_idle).len())
+            .sum()
     }
 
     /// Addresses with a slot (peers dialed and not evicted).

@@ -1,41 +1,26 @@
-//! How the fill client opens byte streams to peers: the [`Transport`] trait and its default,
-//! plain TCP. TLS, when enabled, runs on top of whatever the transport returns.
+//! The byte streams the client dials: [`TcpTransport`] by default; tests plug in their own
+//! [`Transport`] (`Options::with_transport`).
 
-use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 
+use orca_cluster_driver_common::{ConnectFuture, Transport};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpSocket;
 
-/// A bidirectional byte stream the client can speak HTTP over.
+/// A byte stream the client can run HTTP over.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// A boxed [`Io`].
+/// A boxed [`Io`], what a [`Transport`] of this driver returns.
 pub type BoxIo = Box<dyn Io>;
 
-/// The future [`Transport::connect`] returns.
-pub type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send + 'static>>;
-
-/// Opens connections for the fill client. The default is [`TcpTransport`]; tests plug in
-/// transports that count dials, fail, or redirect to misbehaving servers.
-///
-/// The client bounds `connect` by [`crate::ClientSettings::connect_timeout`] (10 s) and, with
-/// TLS enabled, performs the handshake on the returned stream.
-pub trait Transport: Send + Sync + 'static {
-    /// Opens a stream to `addr` (the peer's IP and fill port).
-    fn connect(&self, addr: SocketAddr) -> ConnectFuture;
-}
-
-/// Plain TCP with `TCP_NODELAY` and `SO_KEEPALIVE` set.
+/// Plain TCP with `TCP_NODELAY` and keep-alive.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpTransport;
 
-impl Transport for TcpTransport {
-    fn connect(&self, addr: SocketAddr) -> ConnectFuture {
+impl Transport<BoxIo> for TcpTransport {
+    fn connect(&self, addr: SocketAddr) -> ConnectFuture<BoxIo> {
         Box::pin(async move {
             let socket = if addr.is_ipv4() {
                 TcpSocket::new_v4()?

@@ -120,8 +120,8 @@ impl CountingTransport {
     }
 }
 
-impl Transport for CountingTransport {
-    fn connect(&self, addr: SocketAddr) -> ConnectFuture {
+impl Transport<BoxIo> for CountingTransport {
+    fn connect(&self, addr: SocketAddr) -> ConnectFuture<BoxIo> {
         let dials = self.dials.clone();
         let live = self.live.clone();
         Box::pin(async move {

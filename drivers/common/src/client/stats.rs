@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use orca_cluster_driver_common::{ClusterState, Stats};
+use crate::state::ClusterState;
+use crate::stats::Stats;
 
 #[derive(Clone, Debug)]
 pub(crate) enum StatsRef {

@@ -1,53 +1,63 @@
-//! [`Cluster`]: the handle an application holds: membership, coordinator lookups, fills.
+//! [`Cluster`]: the handle an application holds, the same on both drivers: membership,
+//! coordinator lookups, fills.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Snapshot};
-use orca_cluster_driver_common::{
-    CloseError, ClusterState, FillError, MembershipStart, Runtime, StartError, StatsSnapshot,
-    Subscription, TlsReloader,
-};
 
 use crate::client::{FillBody, FillClient};
+use crate::driver::Driver;
+use crate::error::{CloseError, FillError, StartError};
 use crate::options::Options;
-use crate::runtime::TokioRuntime;
+use crate::start::MembershipStart;
+use crate::state::{ClusterState, Subscription};
+use crate::stats::StatsSnapshot;
+use crate::tls::TlsReloader;
 
 /// How long [`Cluster::start`] waits beyond the lookup timeout for the membership task to
-/// publish the outcome of the first lookup (scheduling slack on a busy machine).
-const START_SLACK: Duration = Duration::from_secs(1);
+/// publish the outcome of the first lookup (scheduling slack on a busy machine): 1 s.
+pub const START_SLACK: Duration = Duration::from_secs(1);
 
 /// A running replica's view of the cluster. Cheap to clone; clones share everything.
 ///
 /// One background task owns the membership state machine (refreshing every
 /// `membership_refresh`); coordinator lookups read the published snapshot lock-free and never
-/// wait on it. When the last clone is dropped the task stops (as with [`Cluster::close`]).
-#[derive(Clone)]
-pub struct Cluster {
-    inner: Arc<Inner>,
+/// wait on it. When the last clone is dropped the task stops and pooled connections close, as
+/// with [`Cluster::close`] (a serving listener holds no clone: stop it with its handle).
+pub struct Cluster<D: Driver> {
+    inner: Arc<Inner<D>>,
 }
 
-struct Inner {
+impl<D: Driver> Clone for Cluster<D> {
+    fn clone(&self) -> Self {
+        Cluster {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<D: Driver> {
     state: Arc<ClusterState>,
-    runtime: TokioRuntime,
-    client: FillClient,
+    runtime: D,
+    client: FillClient<D>,
     tls: Option<Arc<TlsReloader>>,
     config: ClusterConfig,
     self_port: u16,
 }
 
-impl Drop for Inner {
+impl<D: Driver> Drop for Inner<D> {
     fn drop(&mut self) {
         self.state.signal_shutdown();
         self.client.close();
     }
 }
 
-impl fmt::Debug for Cluster {
+impl<D: Driver> fmt::Debug for Cluster<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cluster")
+            .field("driver", &D::NAME)
             .field("service", &self.inner.config.service)
             .field("self_pod_ip", &self.inner.config.self_pod_ip)
             .field("self_port", &self.inner.self_port)
@@ -57,30 +67,33 @@ impl fmt::Debug for Cluster {
     }
 }
 
-impl Cluster {
-    /// Starts a cluster handle on the current tokio runtime.
+impl<D: Driver> Cluster<D> {
+    /// Starts a cluster handle on the current runtime.
     ///
-    /// Validates `config` (errors name the field); fills an empty `self_pod_ip` from the
-    /// comma-separated `POD_IP` environment variable; loads the TLS files when
-    /// `config.internal_tls.enabled`; builds the peer source ([`crate::dns::peer_source`]);
-    /// spawns the membership task; and returns once the first lookup has been answered or has
-    /// failed — at most `config.lookup_timeout` (default 3 s) plus scheduling slack (≤ 1 s).
-    /// After a failed first lookup the snapshot is `[self]` and
+    /// Validates `config` (errors name the field) and `options` (a setting the driver cannot
+    /// honour is [`StartError::Unsupported`]); fills an empty `self_pod_ip` from the
+    /// comma-separated `POD_IP` environment variable; resolves the self port (a static peer
+    /// list that carries ports must contain this replica); loads the TLS files when
+    /// `config.internal_tls.enabled`; spawns the membership task; and returns once the first
+    /// lookup has been answered or has failed — at most `config.lookup_timeout` (default 3 s)
+    /// plus [`START_SLACK`]. After a failed first lookup the snapshot is `[self]` and
     /// [`Cluster::has_initial_snapshot`] is true (bootstrap failure).
-    pub async fn start(config: ClusterConfig, options: Options) -> Result<Cluster, StartError> {
+    pub async fn start(config: ClusterConfig, options: Options<D>) -> Result<Self, StartError> {
+        options.validate()?;
+        let runtime = D::current();
         let mut config = config;
-        let start = MembershipStart::new(
-            &mut config,
-            &options.discovery,
-            TokioRuntimeProvider::default(),
-        )?;
-        let tls = crate::tls::load_reloader(&config.internal_tls, options.http1)?;
-        let runtime = TokioRuntime::current();
+        let start = MembershipStart::new(&mut config, &options.discovery, runtime.dns())?;
+        let tls = crate::tls::load_for::<D>(&config.internal_tls, &options)?;
+        let self_port = start.self_port();
         let state = start.spawn(&runtime);
-
-        let client = FillClient::for_cluster(&config, &options, tls.clone(), state.clone());
-        runtime.spawn(evict_departed_peers(state.subscribe(), client.clone()));
-
+        let client =
+            FillClient::for_cluster(&runtime, &config, &options, tls.clone(), state.clone());
+        let evicting = client.downgrade();
+        state.on_removed(move |removed| {
+            if let Some(client) = evicting.upgrade() {
+                client.evict(removed);
+            }
+        });
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 state,
@@ -88,14 +101,17 @@ impl Cluster {
                 client,
                 tls,
                 config,
-                self_port: options.discovery.self_port,
+                self_port,
             }),
         };
         let inner = &cluster.inner;
-        inner
-            .state
-            .wait_initial(&inner.runtime, inner.config.lookup_timeout + START_SLACK)
-            .await;
+        let wait = inner.config.lookup_timeout.saturating_add(START_SLACK);
+        if !inner.state.wait_initial(&inner.runtime, wait).await {
+            tracing::warn!(
+                event = "start_without_initial_snapshot",
+                "the first peer lookup did not complete in time; starting with [self]"
+            );
+        }
         Ok(cluster)
     }
 
@@ -148,7 +164,7 @@ impl Cluster {
     }
 
     /// The fill client of this cluster (shares connections and counters with it).
-    pub fn client(&self) -> &FillClient {
+    pub fn client(&self) -> &FillClient<D> {
         &self.inner.client
     }
 
@@ -162,18 +178,25 @@ impl Cluster {
         &self.inner.config
     }
 
-    /// Self's port in peer records ([`Options::with_self_port`]).
+    /// Self's port in peer records (see [`Options::with_self_port`]; resolved from a static
+    /// list when it carries ports).
     pub fn self_port(&self) -> u16 {
         self.inner.self_port
     }
 
-    /// The TLS material (when `internal_tls.enabled`), e.g. to serve the [`crate::FillService`]
-    /// behind an application's own TLS acceptor with the same certificates.
+    /// The TLS material (when `internal_tls.enabled`), e.g. to serve the fill service behind
+    /// an application's own TLS acceptor with the same certificates.
     pub fn tls(&self) -> Option<&Arc<TlsReloader>> {
         self.inner.tls.as_ref()
     }
 
-    pub(crate) fn state(&self) -> &Arc<ClusterState> {
+    /// The runtime this cluster runs on.
+    pub fn runtime(&self) -> &D {
+        &self.inner.runtime
+    }
+
+    /// The shared state (snapshot, stats, shutdown), for the listener pipeline.
+    pub fn state(&self) -> &Arc<ClusterState> {
         &self.inner.state
     }
 
@@ -181,16 +204,9 @@ impl Cluster {
     /// waits for the membership task to exit, at most `deadline`. Idempotent. Afterwards the
     /// last snapshot stays readable, subscriptions end and fills fail with
     /// [`FillError::Closed`]. `Err(CloseError)` if the deadline passed first (shutdown then
-    /// completes in the background).
+    /// completes in the background). Fill listeners are separate: stop them with their handle.
     pub async fn close(&self, deadline: Duration) -> Result<(), CloseError> {
         self.inner.client.close();
         self.inner.state.close(&self.inner.runtime, deadline).await
-    }
-}
-
-/// Evicts the connections of peers that left the snapshot; ends when the cluster closes.
-async fn evict_departed_peers(mut changes: Subscription, client: FillClient) {
-    while let Some(snapshot) = changes.changed().await {
-        client.retain_peers(&snapshot);
     }
 }

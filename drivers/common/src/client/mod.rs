@@ -1,0 +1,267 @@
+//! The fill client, written once for both drivers: descriptor (core) → exchange (driver) →
+//! classification of the head (core) → counted, verified body ([`FillBody`]).
+//!
+//! Plain mode speaks HTTP/1.1 by default (h2c with [`crate::Protocol::Http2`]); TLS mode speaks
+//! what ALPN picks. Redirects are never followed (a 3xx is a `Status` error). There is no total
+//! request timeout: the caller's deadline rules, and dropping the future or the body cancels
+//! the fill.
+
+mod body;
+mod exchange;
+mod stats;
+
+use std::fmt;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use orca_cluster_core::fill::{DeclaredFraming, FillDescriptor, ResponseVerdict, Scheme};
+use orca_cluster_core::{ChunkKey, ClusterConfig, Peer};
+
+pub use body::{FillBody, FillBodyReader};
+pub use exchange::{ClientSetup, Exchange, Finish, RawBody, Response, ResponseHead, SendError};
+pub(crate) use stats::StatsRef;
+
+use crate::driver::Driver;
+use crate::error::{FillError, StartError};
+use crate::options::Options;
+use crate::state::ClusterState;
+use crate::stats::{Stats, StatsSnapshot};
+use crate::tls::TlsReloader;
+
+/// Fills chunks from peers. Cheap to clone (clones share connections and counters).
+///
+/// A cluster has one (`Cluster::client`); a process that only fills (a command-line tool, a
+/// proxy outside the Deployment) builds one with [`FillClient::new`] without running
+/// membership or having a self IP.
+pub struct FillClient<D: Driver> {
+    inner: Arc<ClientInner<D>>,
+}
+
+impl<D: Driver> Clone for FillClient<D> {
+    fn clone(&self) -> Self {
+        FillClient {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct ClientInner<D: Driver> {
+    exchange: D::Exchange,
+    scheme: Scheme,
+    listen_port: u16,
+    stats: StatsRef,
+    closed: AtomicBool,
+}
+
+impl<D: Driver> fmt::Debug for FillClient<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FillClient")
+            .field("driver", &D::NAME)
+            .field("scheme", &self.inner.scheme)
+            .field("listen_port", &self.inner.listen_port)
+            .field("closed", &self.inner.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: Driver> FillClient<D> {
+    /// A client-only handle on the current runtime: uses `config.internal_tls` (loading the PEM
+    /// files when enabled), `config.internal_listen`'s port for peers with port 0, and the
+    /// protocol, client settings and transport of `options` (its discovery options are
+    /// ignored). Needs no self IP and opens no connection until the first fill.
+    pub fn new(config: &ClusterConfig, options: &Options<D>) -> Result<FillClient<D>, StartError> {
+        options.validate()?;
+        let tls = crate::tls::load_for::<D>(&config.internal_tls, options)?;
+        Ok(FillClient::build(
+            &D::current(),
+            config,
+            options,
+            tls,
+            StatsRef::Own(Arc::new(Stats::default())),
+        ))
+    }
+
+    pub(crate) fn for_cluster(
+        runtime: &D,
+        config: &ClusterConfig,
+        options: &Options<D>,
+        tls: Option<Arc<TlsReloader>>,
+        state: Arc<ClusterState>,
+    ) -> FillClient<D> {
+        FillClient::build(runtime, config, options, tls, StatsRef::Cluster(state))
+    }
+
+    fn build(
+        runtime: &D,
+        config: &ClusterConfig,
+        options: &Options<D>,
+        tls: Option<Arc<TlsReloader>>,
+        stats: StatsRef,
+    ) -> FillClient<D> {
+        let scheme = if tls.is_some() {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        let setup = ClientSetup {
+            tls,
+            settings: options.client.clone(),
+            protocol: options.protocol,
+            plain_h2: options.plain_h2(),
+            transport: options.transport.clone().unwrap_or_else(D::tcp),
+        };
+        FillClient {
+            inner: Arc::new(ClientInner {
+                exchange: runtime.exchange(setup),
+                scheme,
+                listen_port: config.internal_listen.port(),
+                stats,
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// `GET /internal/fill` for chunk `key` of an object of `object_size` bytes on `peer`.
+    ///
+    /// Resolves when the response head arrived and was accepted; the returned [`FillBody`]
+    /// verifies the length of what follows. Errors ([`FillError`]): the peer is self
+    /// (`Descriptor(TargetIsSelf)`: fill locally) or the chunk is empty; connect or TLS
+    /// failures and timeouts; 409 ([`FillError::is_not_coordinator`]: fill locally); another
+    /// status (with at most 1 KiB of its body); a malformed head or a `Content-Length` other
+    /// than the chunk's length; a broken connection; `Closed` after [`FillClient::close`].
+    ///
+    /// A request that never reached the peer on a reused connection (closed while idle,
+    /// `GOAWAY`) is retried once on a fresh connection; nothing else is retried.
+    pub async fn fill(
+        &self,
+        peer: &Peer,
+        key: &ChunkKey,
+        object_size: u64,
+    ) -> Result<FillBody, FillError> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(FillError::Closed);
+        }
+        let descriptor =
+            FillDescriptor::new(peer, key, object_size, inner.scheme, inner.listen_port)?;
+        let stats = inner.stats.get();
+        Stats::incr(&stats.fills_started);
+        let result = self.exchange(&descriptor).await;
+        if let Err(e) = &result {
+            Stats::incr(&stats.fills_failed);
+            if e.is_not_coordinator() {
+                Stats::incr(&stats.fills_not_coordinator);
+            }
+            tracing::debug!(peer = %descriptor.authority, error = %e, kind = e.kind(), "fill failed");
+        }
+        result
+    }
+
+    async fn exchange(&self, d: &FillDescriptor) -> Result<FillBody, FillError> {
+        let inner = &self.inner;
+        let addr = SocketAddr::new(d.ip, d.port);
+        let response = match inner.exchange.send(addr, d, false).await {
+            Ok(response) => response,
+            Err(SendError::Stale(e)) => {
+                tracing::debug!(peer = %addr, error = %e, "reused connection unusable; retrying once on a new one");
+                inner
+                    .exchange
+                    .send(addr, d, true)
+                    .await
+                    .map_err(SendError::into_error)?
+            }
+            Err(SendError::Failed(e)) => return Err(e),
+        };
+        let Response { head, body } = response;
+        let mut body = body;
+        match head.verdict(d.expected_len) {
+            ResponseVerdict::Body(_) => Ok(FillBody::new(
+                Box::new(body),
+                d.expected_len,
+                matches!(head.framing, Ok(DeclaredFraming::Length(_))),
+                inner.stats.clone(),
+            )),
+            ResponseVerdict::Reject(rejection) => {
+                if rejection == orca_cluster_core::fill::FillCheckError::NotCoordinator {
+                    // Read a small 409 body to its end so the connection can be reused.
+                    let mut left = orca_cluster_core::fill::MAX_ERROR_BODY;
+                    while left > 0 {
+                        match poll_fn(|cx| body.poll_data(cx)).await {
+                            Some(Ok(data)) => left = left.saturating_sub(data.len()),
+                            Some(Err(_)) | None => break,
+                        }
+                    }
+                }
+                Err(FillError::Check(rejection))
+            }
+            ResponseVerdict::ErrorBody(mut collector) => {
+                // At most 1 KiB of the body is read; dropping the rest closes the connection.
+                while collector.remaining() > 0 {
+                    match poll_fn(|cx| body.poll_data(cx)).await {
+                        Some(Ok(data)) => collector.push(&data),
+                        Some(Err(_)) | None => break,
+                    }
+                }
+                Err(FillError::Check(collector.finish()))
+            }
+        }
+    }
+
+    /// Closes the connections to `peers` (peers that left the snapshot) once their fills end.
+    /// A cluster's client is told by the membership task at every change.
+    pub fn evict(&self, peers: &[Peer]) {
+        let port = self.inner.listen_port;
+        let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.socket_addr(port)).collect();
+        if !addrs.is_empty() {
+            tracing::debug!(peers = ?addrs, "evicting fill connections of departed peers");
+            self.inner.exchange.evict(&addrs);
+        }
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakClient<D> {
+        WeakClient(Arc::downgrade(&self.inner))
+    }
+
+    /// Closes idle connections now and every other connection when its fill ends; later fills
+    /// fail with [`FillError::Closed`]. Idempotent.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.exchange.close();
+    }
+
+    /// Peers (dialed addresses) this client currently holds connections or a dial for.
+    pub fn connected_peers(&self) -> Vec<SocketAddr> {
+        self.inner.exchange.connected_peers()
+    }
+
+    /// Idle HTTP/1.1 keep-alive connections pooled now, over all peers (HTTP/2 connections
+    /// are multiplexed and not counted).
+    pub fn idle_connections(&self) -> usize {
+        self.inner.exchange.idle_connections()
+    }
+
+    /// A copy of the counters (shared with the cluster for a cluster's client).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.get().snapshot()
+    }
+}
+
+/// A weak reference to a [`FillClient`] (the eviction hook must not keep the client alive).
+pub(crate) struct WeakClient<D: Driver>(std::sync::Weak<ClientInner<D>>);
+
+impl<D: Driver> WeakClient<D> {
+    pub(crate) fn upgrade(&self) -> Option<FillClient<D>> {
+        self.0.upgrade().map(|inner| FillClient { inner })
+    }
+}
+
+impl SendError {
+    /// The underlying error.
+    pub fn into_error(self) -> FillError {
+        match self {
+            SendError::Stale(e) | SendError::Failed(e) => e,
+        }
+    }
+}

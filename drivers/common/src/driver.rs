@@ -1,0 +1,53 @@
+//! What a driver plugs into the shared pipeline: its runtime ([`Runtime`]), its DNS provider,
+//! its byte streams ([`Transport`]) and its HTTP machinery for the client ([`Exchange`]).
+//!
+//! Everything else — the handle, the client's fill, the listener's request pipeline, eviction,
+//! defaults — is written once in this crate, generic over [`Driver`]. See `ARCHITECTURE.md`.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hickory_resolver::ConnectionProvider;
+
+use crate::client::{ClientSetup, Exchange};
+use crate::options::Protocol;
+use crate::runtime::Runtime;
+
+/// A connect future of a [`Transport`].
+pub type ConnectFuture<Io> = Pin<Box<dyn Future<Output = io::Result<Io>> + Send + 'static>>;
+
+/// Opens byte streams to peers: TCP in production; tests plug in blackholes or counters.
+/// `Io` is the driver's stream type (tokio or futures-io `AsyncRead + AsyncWrite`).
+pub trait Transport<Io>: Send + Sync + 'static {
+    /// Connects to `addr`. The client bounds the call with its connect timeout.
+    fn connect(&self, addr: SocketAddr) -> ConnectFuture<Io>;
+}
+
+/// One runtime's glue: spawn and sleep ([`Runtime`]), hickory's connection provider, TCP, and
+/// the client's HTTP exchange. Implemented by `orca-cluster-tokio` and `orca-cluster-smol`.
+pub trait Driver: Runtime + Sized {
+    /// A short name for logs and errors (`"tokio"`, `"smol"`).
+    const NAME: &'static str;
+    /// The protocols this driver's client and listener speak, preferred first; the TLS ALPN
+    /// lists are built from it.
+    const PROTOCOLS: &'static [Protocol];
+    /// hickory's connection provider on this runtime.
+    type Dns: ConnectionProvider;
+    /// The byte stream a [`Transport`] returns.
+    type Io: Send + 'static;
+    /// The client's HTTP machinery (connection pool, framing).
+    type Exchange: Exchange;
+
+    /// The runtime of the calling context (tokio: `Handle::current()`; panics outside a tokio
+    /// runtime, as tokio does).
+    fn current() -> Self;
+    /// A DNS provider for this runtime.
+    fn dns(&self) -> Self::Dns;
+    /// Plain TCP with `TCP_NODELAY` and keep-alive.
+    fn tcp() -> Arc<dyn Transport<Self::Io>>;
+    /// Builds the client's exchange.
+    fn exchange(&self, setup: ClientSetup<Self>) -> Self::Exchange;
+}

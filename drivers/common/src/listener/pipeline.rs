@@ -1,0 +1,198 @@
+//! [`FillPipeline`]: what the listener does with one request, the same on both drivers.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use orca_cluster_core::admission::{
+    FILL_CONTENT_TYPE, FILL_FAILED_BODY, FILL_FAILED_STATUS, FillRequestHead, OVERLOADED_BODY,
+    OVERLOADED_STATUS, Rejection, admit,
+};
+
+use super::ListenerSettings;
+use super::filler_body::FillerBody;
+use crate::filler::{FillRequest, Filler};
+use crate::limit::ConcurrencyLimit;
+use crate::state::ClusterState;
+use crate::stats::Stats;
+
+/// Content type of the plain-text error bodies.
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// A short answer with a fixed body (every non-200 answer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FixedReply {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: &'static str,
+    /// The `Allow` field (on 405).
+    pub allow: Option<&'static str>,
+    /// The body (`Content-Length` is its length).
+    pub body: Bytes,
+}
+
+impl FixedReply {
+    fn text(status: u16, body: &'static str) -> FixedReply {
+        FixedReply {
+            status,
+            content_type: TEXT,
+            allow: None,
+            body: Bytes::from_static(body.as_bytes()),
+        }
+    }
+
+    fn rejection(r: &Rejection) -> FixedReply {
+        FixedReply {
+            status: r.status(),
+            content_type: r.content_type(),
+            allow: r.allow(),
+            body: Bytes::from(r.body().into_owned()),
+        }
+    }
+}
+
+/// The answer to one request: a fixed reply, or 200 with `Content-Type:
+/// application/octet-stream`, `Content-Length: body.expected_len()` and the filler's bytes.
+#[derive(Debug)]
+pub enum Reply {
+    /// A fixed answer (404, 405, 400, 409, 502, 503).
+    Fixed(FixedReply),
+    /// 200 with the chunk.
+    Fill(FillerBody),
+}
+
+impl Reply {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            Reply::Fixed(f) => f.status,
+            Reply::Fill(_) => 200,
+        }
+    }
+
+    /// The `Content-Type`.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Reply::Fixed(f) => f.content_type,
+            Reply::Fill(_) => FILL_CONTENT_TYPE,
+        }
+    }
+
+    /// The `Content-Length`.
+    pub fn content_length(&self) -> u64 {
+        match self {
+            Reply::Fixed(f) => f.body.len() as u64,
+            Reply::Fill(body) => body.expected_len(),
+        }
+    }
+}
+
+/// The future of [`FillPipeline::respond`].
+pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
+
+/// Serves `GET /internal/fill` for the application's [`Filler`]. Cheap to clone (clones share
+/// the filler and the concurrency limit).
+///
+/// Per request, in this order: the core's admission checks against the cluster's current
+/// snapshot (404 wrong path, 405 not `GET`, 400 no single `x-orca-internal: 1`, 400 naming a
+/// bad query parameter, 409 `{"reason":"not_coordinator"}`); then 503 if
+/// [`ListenerSettings::max_concurrent`] fills are already being served; then the filler (its
+/// error: 502 `fill failed`); then 200 with the filler's bytes behind [`FillerBody`].
+#[derive(Clone)]
+pub struct FillPipeline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Arc<ClusterState>,
+    filler: Arc<dyn Filler>,
+    limit: ConcurrencyLimit,
+}
+
+impl fmt::Debug for FillPipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FillPipeline")
+            .field("in_flight", &self.inner.limit.in_use())
+            .field("max_concurrent", &self.inner.limit.max())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FillPipeline {
+    /// A pipeline answering for `state`'s current snapshot with `filler`, at most
+    /// `settings.max_concurrent` fills at once.
+    pub fn new(
+        state: Arc<ClusterState>,
+        filler: impl Filler,
+        settings: &ListenerSettings,
+    ) -> FillPipeline {
+        FillPipeline {
+            inner: Arc::new(Inner {
+                state,
+                filler: Arc::new(filler),
+                limit: ConcurrencyLimit::new(settings.max_concurrent),
+            }),
+        }
+    }
+
+    /// Fills being served right now (each holds a permit until its body ends).
+    pub fn in_flight(&self) -> usize {
+        self.inner.limit.in_use()
+    }
+
+    /// The concurrency limit.
+    pub fn max_concurrent(&self) -> usize {
+        self.inner.limit.max()
+    }
+
+    fn refuse(&self, reply: FixedReply) -> ReplyFuture {
+        Stats::incr(&self.inner.state.stats().served_failed);
+        Box::pin(std::future::ready(Reply::Fixed(reply)))
+    }
+
+    /// Answers the request `head`. Admission and the concurrency limit are decided before this
+    /// returns (the head is not borrowed by the future); the future calls the filler.
+    pub fn respond(&self, head: &FillRequestHead<'_>) -> ReplyFuture {
+        let inner = &self.inner;
+        let admitted = match admit(head, &inner.state.peers()) {
+            Ok(a) => a,
+            Err(r) => {
+                tracing::debug!(event = "fill_rejected", status = r.status(), reason = %r, "fill request rejected");
+                return self.refuse(FixedReply::rejection(&r));
+            }
+        };
+        let Some(permit) = inner.limit.try_acquire() else {
+            tracing::debug!(
+                event = "fill_overloaded",
+                max = inner.limit.max(),
+                "fill request refused: at the concurrency limit"
+            );
+            return self.refuse(FixedReply::text(OVERLOADED_STATUS, OVERLOADED_BODY));
+        };
+        let inner = inner.clone();
+        Box::pin(async move {
+            let expected_len = admitted.expected_len;
+            let request = FillRequest {
+                key: admitted.query.key,
+                object_size: admitted.query.object_size,
+                expected_len,
+            };
+            match inner.filler.fill(request).await {
+                Ok(stream) => Reply::Fill(FillerBody::new(
+                    stream,
+                    expected_len,
+                    permit,
+                    inner.state.clone(),
+                )),
+                Err(e) => {
+                    Stats::incr(&inner.state.stats().served_failed);
+                    tracing::warn!(event = "filler_failed", error = %e, "filler failed; answering 502");
+                    Reply::Fixed(FixedReply::text(FILL_FAILED_STATUS, FILL_FAILED_BODY))
+                }
+            }
+        })
+    }
+}
