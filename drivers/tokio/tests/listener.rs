@@ -114,7 +114,13 @@ async fn send(
 }
 
 fn get(uri: &str, internal: bool, h2: bool) -> Request<Empty<Bytes>> {
-    let mut builder = Request::get(uri);
+    // HTTP/1.1 goes out in origin-form, as clients send it to a server (the listener refuses
+    // absolute-form); HTTP/2 needs the whole URI for its pseudo-headers.
+    let target = match uri.parse::<http::Uri>().unwrap().path_and_query() {
+        Some(path) if !h2 => path.to_string(),
+        _ => uri.to_owned(),
+    };
+    let mut builder = Request::get(target);
     if internal {
         builder = builder.header("x-orca-internal", "1");
     }
