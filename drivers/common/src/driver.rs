@@ -13,8 +13,18 @@ use std::sync::Arc;
 use hickory_resolver::ConnectionProvider;
 
 use crate::client::{ClientSetup, Exchange};
+use crate::listener::{FillPipeline, ListenerControl, ListenerSettings};
 use crate::options::Protocol;
 use crate::runtime::Runtime;
+use crate::tls::TlsReloader;
+
+/// A futures-io byte stream (the smol driver's [`Driver::Io`] is a boxed one).
+pub trait AsyncIo: futures_io::AsyncRead + futures_io::AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: futures_io::AsyncRead + futures_io::AsyncWrite + Send + Unpin + 'static> AsyncIo for T {}
+
+/// A boxed [`AsyncIo`].
+pub type BoxAsyncIo = Box<dyn AsyncIo>;
 
 /// A connect future of a [`Transport`].
 pub type ConnectFuture<Io> = Pin<Box<dyn Future<Output = io::Result<Io>> + Send + 'static>>;
@@ -50,4 +60,41 @@ pub trait Driver: Runtime + Sized {
     fn tcp() -> Arc<dyn Transport<Self::Io>>;
     /// Builds the client's exchange.
     fn exchange(&self, setup: ClientSetup<Self>) -> Self::Exchange;
+
+    /// Spawns the accept loop of a fill listener on `socket` (a bound, non-blocking std
+    /// socket the driver registers with its reactor): TLS handshakes with `tls` (when
+    /// set), HTTP framing, each request through `pipeline`; it obeys `control` (stop accepting
+    /// and close connections after their response once stopped; drop them once forced).
+    fn serve(
+        &self,
+        socket: std::net::TcpListener,
+        pipeline: FillPipeline,
+        tls: Option<Arc<TlsReloader>>,
+        settings: ListenerSettings,
+        control: Arc<ListenerControl>,
+    );
+}
+
+/// Names the pipeline's generic types for one driver, in that driver's crate: `Cluster`,
+/// `Options`, `FillClient`, `FillListener`, `ListenerHandle` and `DnsPeerSource`, each the
+/// shared type instantiated with `$driver` (and `$dns`, its hickory provider).
+#[macro_export]
+macro_rules! driver_types {
+    ($driver:ty, $dns:ty) => {
+        /// A running replica's view of the cluster on this driver; see
+        /// [`orca_cluster_driver_common::Cluster`].
+        pub type Cluster = $crate::Cluster<$driver>;
+        /// Options of [`Cluster::start`] and [`FillClient::new`]; see
+        /// [`orca_cluster_driver_common::Options`].
+        pub type Options = $crate::Options<$driver>;
+        /// The fill client alone; see [`orca_cluster_driver_common::FillClient`].
+        pub type FillClient = $crate::FillClient<$driver>;
+        /// A bound fill listener socket; see [`orca_cluster_driver_common::FillListener`].
+        pub type FillListener = $crate::FillListener<$driver>;
+        /// Controls a serving [`FillListener`]; dropping it stops the listener at once. See
+        /// [`orca_cluster_driver_common::ListenerHandle`].
+        pub type ListenerHandle = $crate::ListenerHandle<$driver>;
+        /// The hickory DNS peer source on this driver's runtime.
+        pub type DnsPeerSource = $crate::DnsPeerSource<$dns>;
+    };
 }

@@ -44,12 +44,13 @@ pub mod tls;
 pub use bytes_filler::BytesFiller;
 pub use client::{FillBody, FillBodyReader, FillClient};
 pub use cluster::Cluster;
-pub use driver::{ConnectFuture, Driver, Transport};
+pub use driver::{AsyncIo, BoxAsyncIo, ConnectFuture, Driver, Transport};
 pub use error::{CloseError, FillError, StartError};
 pub use filler::{ChunkStream, FillRequest, Filler, FillerError};
 pub use limit::{ConcurrencyLimit, Permit};
 pub use listener::{
-    FillPipeline, FillerBody, FixedReply, ListenerControl, ListenerHandle, ListenerSettings, Reply,
+    FillListener, FillPipeline, FillerBody, FixedReply, ListenerControl, ListenerHandle,
+    ListenerSettings, Reply,
 };
 pub use options::{ClientSettings, Http2Settings, Options, Protocol};
 pub use runtime::{Clock, Runtime};

@@ -88,7 +88,6 @@ mod stream;
 mod tls;
 
 pub use client::{SmolBody, SmolExchange, USER_AGENT};
-pub use listener::FillListener;
 pub use runtime::{Smol, sleep, timeout};
 pub use stream::{BoxIo, Io, TcpTransport};
 
@@ -99,23 +98,8 @@ pub use orca_cluster_driver_common::{
     StartError, StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin, Transport,
 };
 
-/// A running replica's view of the cluster, on smol; see
-/// [`orca_cluster_driver_common::Cluster`].
-pub type Cluster = orca_cluster_driver_common::Cluster<Smol>;
-/// Options of [`Cluster::start`] and [`FillClient::new`]; see
-/// [`orca_cluster_driver_common::Options`].
-pub type Options = orca_cluster_driver_common::Options<Smol>;
-/// The fill client alone; see [`orca_cluster_driver_common::FillClient`].
-pub type FillClient = orca_cluster_driver_common::FillClient<Smol>;
-/// Controls a serving [`FillListener`]; dropping it stops the listener at once. See
-/// [`orca_cluster_driver_common::ListenerHandle`].
-pub type ListenerHandle = orca_cluster_driver_common::ListenerHandle<Smol>;
-/// The hickory DNS peer source on smol.
-pub type DnsPeerSource =
-    orca_cluster_driver_common::DnsPeerSource<dns_runtime::SmolRuntimeProvider>;
+orca_cluster_driver_common::driver_types!(Smol, dns_runtime::SmolRuntimeProvider);
 
-/// The hickory resolver crate, for [`Options::with_resolver_config`].
-pub use hickory_resolver;
 /// The core crate, for its lower-level items (wire format, admission, fill checks, codec).
 pub use orca_cluster_core as core;
 /// The driver pipeline crate (TLS reloader, DNS source, listener pipeline).

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orca_cluster_driver_common::client::ClientSetup;
-use orca_cluster_driver_common::{Driver, Protocol, Runtime, Transport};
+use orca_cluster_driver_common::{
+    Driver, FillPipeline, ListenerControl, ListenerSettings, Protocol, Runtime, TlsReloader,
+    Transport,
+};
 
 use crate::client::SmolExchange;
 use crate::dns_runtime::SmolRuntimeProvider;
@@ -53,6 +56,23 @@ impl Driver for Smol {
 
     fn exchange(&self, setup: ClientSetup<Self>) -> SmolExchange {
         SmolExchange::new(setup)
+    }
+
+    fn serve(
+        &self,
+        socket: std::net::TcpListener,
+        pipeline: FillPipeline,
+        tls: Option<Arc<TlsReloader>>,
+        settings: ListenerSettings,
+        control: Arc<ListenerControl>,
+    ) {
+        let context = crate::listener::Context {
+            pipeline,
+            tls,
+            settings,
+            control,
+        };
+        smol::spawn(crate::listener::accept_loop(socket, context)).detach();
     }
 }
 

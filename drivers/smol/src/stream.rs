@@ -11,12 +11,9 @@ use orca_cluster_driver_common::{ConnectFuture, Transport};
 use smol::net::TcpStream;
 
 /// A byte stream the client can run HTTP over (futures-io).
-pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
-
+pub use orca_cluster_driver_common::AsyncIo as Io;
 /// A boxed [`Io`], what a [`Transport`] of this driver returns.
-pub type BoxIo = Box<dyn Io>;
+pub type BoxIo = orca_cluster_driver_common::BoxAsyncIo;
 
 /// Plain TCP with `TCP_NODELAY`.
 #[derive(Clone, Copy, Debug, Default)]

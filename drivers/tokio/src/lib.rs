@@ -93,7 +93,7 @@ mod runtime;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 
 pub use client::{BoxIo, HyperBody, HyperExchange, Io, TcpTransport};
-pub use listener::{FillListener, FillResponseBody, FillService, ResponseFuture};
+pub use listener::{FillResponseBody, FillService, ResponseFuture};
 pub use runtime::Tokio;
 
 pub use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Scoring, Snapshot, TlsSettings};
@@ -103,19 +103,7 @@ pub use orca_cluster_driver_common::{
     StartError, StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin, Transport,
 };
 
-/// A running replica's view of the cluster, on tokio; see
-/// [`orca_cluster_driver_common::Cluster`].
-pub type Cluster = orca_cluster_driver_common::Cluster<Tokio>;
-/// Options of [`Cluster::start`] and [`FillClient::new`]; see
-/// [`orca_cluster_driver_common::Options`].
-pub type Options = orca_cluster_driver_common::Options<Tokio>;
-/// The fill client alone; see [`orca_cluster_driver_common::FillClient`].
-pub type FillClient = orca_cluster_driver_common::FillClient<Tokio>;
-/// Controls a serving [`FillListener`]; dropping it stops the listener at once. See
-/// [`orca_cluster_driver_common::ListenerHandle`].
-pub type ListenerHandle = orca_cluster_driver_common::ListenerHandle<Tokio>;
-/// The hickory DNS peer source on tokio.
-pub type DnsPeerSource = orca_cluster_driver_common::DnsPeerSource<TokioRuntimeProvider>;
+orca_cluster_driver_common::driver_types!(Tokio, TokioRuntimeProvider);
 
 /// The core crate, for its lower-level items (wire format, admission, fill checks, config
 /// constants).

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use orca_cluster_driver_common::client::ClientSetup;
-use orca_cluster_driver_common::{Driver, Protocol, Runtime, Transport};
+use orca_cluster_driver_common::{
+    Driver, FillPipeline, ListenerControl, ListenerSettings, Protocol, Runtime, TlsReloader,
+    Transport,
+};
 use tokio::runtime::Handle;
 
 use crate::client::{BoxIo, HyperExchange, TcpTransport};
+use crate::listener::{FillService, accept_loop};
 
 /// The tokio driver: a handle on the runtime that runs the cluster's tasks.
 #[derive(Clone, Debug)]
@@ -72,5 +76,20 @@ impl Driver for Tokio {
 
     fn exchange(&self, setup: ClientSetup<Self>) -> HyperExchange {
         HyperExchange::new(setup)
+    }
+
+    fn serve(
+        &self,
+        socket: std::net::TcpListener,
+        pipeline: FillPipeline,
+        tls: Option<Arc<TlsReloader>>,
+        settings: ListenerSettings,
+        control: Arc<ListenerControl>,
+    ) {
+        let service = FillService::from_pipeline(pipeline);
+        drop(
+            self.handle
+                .spawn(accept_loop(socket, service, tls, settings, control)),
+        );
     }
 }

@@ -10,6 +10,7 @@
 mod control;
 mod filler_body;
 mod pipeline;
+mod socket;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub use control::{ConnectionGuard, ListenerControl, ListenerHandle};
 pub use filler_body::FillerBody;
 pub use pipeline::{FillPipeline, FixedReply, Reply, ReplyFuture};
+pub use socket::FillListener;
 
 /// Default of [`ListenerSettings::max_concurrent`]: 256.
 pub const DEFAULT_MAX_CONCURRENT: usize = 256;

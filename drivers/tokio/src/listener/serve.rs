@@ -50,12 +50,19 @@ pub(crate) fn builder(settings: &ListenerSettings) -> auto::Builder<TokioExecuto
 
 /// Accepts until the control stops; every connection runs in its own task.
 pub(crate) async fn accept_loop(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     service: FillService,
     tls: Option<Arc<TlsReloader>>,
     settings: ListenerSettings,
     control: Arc<ListenerControl>,
 ) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(event = "listener_failed", error = %e, "fill listener: cannot register the socket");
+            return;
+        }
+    };
     let builder = Arc::new(builder(&settings));
     loop {
         let accepted = tokio::select! {

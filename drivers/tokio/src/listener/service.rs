@@ -26,7 +26,7 @@ pub type ResponseFuture =
 /// It implements [`hyper::service::Service`] and [`tower_service::Service`] for any
 /// `http::Request<B>`, so it can be mounted in an axum router
 /// (`Router::new().route_service("/internal/fill", service)`) or served by hyper directly;
-/// [`crate::FillListener`] serves it with TLS, limits and graceful shutdown.
+/// [`crate::FillListener`] serves the same pipeline with TLS, limits and graceful shutdown.
 #[derive(Clone, Debug)]
 pub struct FillService {
     pipeline: FillPipeline,
@@ -60,6 +60,17 @@ impl FillService {
         FillService {
             pipeline: FillPipeline::new(cluster.state().clone(), filler, settings),
         }
+    }
+
+    /// The service of an existing pipeline (e.g. one a `FillListener` also serves, through
+    /// `FillListener::serve_pipeline`, so both share the concurrency limit).
+    pub fn from_pipeline(pipeline: FillPipeline) -> Self {
+        FillService { pipeline }
+    }
+
+    /// The pipeline this service answers with.
+    pub fn pipeline(&self) -> &FillPipeline {
+        &self.pipeline
     }
 
     /// Fills being served right now (each holds a permit until its body ends).

@@ -1,6 +1,7 @@
-//! The accept loop and the connection tasks: TLS handshake (when enabled), then a keep-alive
-//! loop — the core's codec parses each request head, the shared pipeline answers it, and the
-//! reply is written here (head by the codec, body frames straight from the filler).
+//! The listener's glue behind `FillListener::serve`: the accept loop and the connection tasks —
+//! TLS handshake (when enabled), then a keep-alive loop: the core's HTTP/1.1 codec
+//! ([`orca_cluster_core::h1`]) parses each request head, the shared pipeline answers it, and the
+//! reply is written here (head by the codec, body frames straight from the filler, no copy).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,15 @@ pub(crate) struct Context {
 
 /// Accepts until the control stops (the socket is then closed); each connection runs in its
 /// own task.
-pub(crate) async fn accept_loop(listener: TcpListener, context: Arc<Context>) {
+pub(crate) async fn accept_loop(listener: std::net::TcpListener, context: Context) {
+    let listener = match TcpListener::try_from(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(event = "listener_failed", error = %e, "fill listener: cannot register the socket");
+            return;
+        }
+    };
+    let context = Arc::new(context);
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             context.control.stopped().await;
