@@ -56,23 +56,45 @@ pub trait Driver: Runtime + Sized {
     fn current() -> Self;
     /// A DNS provider for this runtime.
     fn dns(&self) -> Self::Dns;
-    /// Plain TCP with `TCP_NODELAY` and keep-alive.
-    fn tcp() -> Arc<dyn Transport<Self::Io>>;
-    /// Builds the client's exchange.
+    /// Builds the client's exchange; without `setup.transport` it dials plain TCP with
+    /// `TCP_NODELAY`.
     fn exchange(&self, setup: ClientSetup<Self>) -> Self::Exchange;
 
-    /// Spawns the accept loop of a fill listener on `socket` (a bound, non-blocking std
-    /// socket the driver registers with its reactor): TLS handshakes with `tls` (when
-    /// set), HTTP framing, each request through `pipeline`; it obeys `control` (stop accepting
-    /// and close connections after their response once stopped; drop them once forced).
-    fn serve(
-        &self,
-        socket: std::net::TcpListener,
-        pipeline: FillPipeline,
-        tls: Option<Arc<TlsReloader>>,
-        settings: ListenerSettings,
-        control: Arc<ListenerControl>,
-    );
+    /// Spawns the accept loop of a fill listener (see [`ListenerSetup`]).
+    fn serve(&self, setup: ListenerSetup);
+}
+
+/// What a driver's accept loop gets from [`crate::FillListener`].
+#[derive(Debug)]
+pub struct ListenerSetup {
+    /// A bound, non-blocking std socket the driver registers with its reactor.
+    pub socket: std::net::TcpListener,
+    /// What every connection needs.
+    pub context: ListenerContext,
+}
+
+/// What every connection of a listener needs.
+#[derive(Clone)]
+pub struct ListenerContext {
+    /// Every request goes through it.
+    pub pipeline: FillPipeline,
+    /// Mutual TLS for every connection (`None`: plain).
+    pub tls: Option<Arc<TlsReloader>>,
+    /// Limits and timeouts of the connections.
+    pub settings: ListenerSettings,
+    /// Stop accepting and close connections after their response once stopped; drop them
+    /// once forced.
+    pub control: Arc<ListenerControl>,
+}
+
+impl std::fmt::Debug for ListenerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerContext")
+            .field("pipeline", &self.pipeline)
+            .field("tls", &self.tls.is_some())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Names the pipeline's generic types for one driver, in that driver's crate: `Cluster`,

@@ -44,7 +44,9 @@ pub mod tls;
 pub use bytes_filler::BytesFiller;
 pub use client::{FillBody, FillBodyReader, FillClient};
 pub use cluster::Cluster;
-pub use driver::{AsyncIo, BoxAsyncIo, ConnectFuture, Driver, Transport};
+pub use driver::{
+    AsyncIo, BoxAsyncIo, ConnectFuture, Driver, ListenerContext, ListenerSetup, Transport,
+};
 pub use error::{CloseError, FillError, StartError};
 pub use filler::{ChunkStream, FillRequest, Filler, FillerError};
 pub use limit::{ConcurrencyLimit, Permit};

@@ -10,9 +10,7 @@ use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use orca_cluster_core::admission::FillRequestHead;
 use orca_cluster_core::h1::{self, Parsed, ResponseSpec};
-use orca_cluster_driver_common::{
-    FillPipeline, FixedReply, ListenerControl, ListenerSettings, Reply, TlsReloader,
-};
+use orca_cluster_driver_common::{FixedReply, ListenerContext, ListenerSetup, Reply};
 use smol::net::{TcpListener, TcpStream};
 
 use crate::runtime::timeout;
@@ -25,25 +23,19 @@ const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(75);
 /// Bytes read from the socket at a time while waiting for a request head.
 const READ_CHUNK: usize = 4 * 1024;
 
-/// What every connection task needs.
-pub(crate) struct Context {
-    pub(crate) pipeline: FillPipeline,
-    pub(crate) tls: Option<Arc<TlsReloader>>,
-    pub(crate) settings: ListenerSettings,
-    pub(crate) control: Arc<ListenerControl>,
-}
+type Context = ListenerContext;
 
 /// Accepts until the control stops (the socket is then closed); each connection runs in its
 /// own task.
-pub(crate) async fn accept_loop(listener: std::net::TcpListener, context: Context) {
-    let listener = match TcpListener::try_from(listener) {
+pub(crate) async fn accept_loop(setup: ListenerSetup) {
+    let listener = match TcpListener::try_from(setup.socket) {
         Ok(listener) => listener,
         Err(e) => {
             tracing::error!(event = "listener_failed", error = %e, "fill listener: cannot register the socket");
             return;
         }
     };
-    let context = Arc::new(context);
+    let context = Arc::new(setup.context);
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             context.control.stopped().await;

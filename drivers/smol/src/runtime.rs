@@ -3,18 +3,14 @@
 //! codec for the client ([`SmolExchange`]).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use orca_cluster_driver_common::client::ClientSetup;
-use orca_cluster_driver_common::{
-    Driver, FillPipeline, ListenerControl, ListenerSettings, Protocol, Runtime, TlsReloader,
-    Transport,
-};
+use orca_cluster_driver_common::{Driver, ListenerSetup, Protocol, Runtime};
 
 use crate::client::SmolExchange;
 use crate::dns_runtime::SmolRuntimeProvider;
-use crate::stream::{BoxIo, TcpTransport};
+use crate::stream::BoxIo;
 
 /// The smol driver. smol's global executor runs on `SMOL_THREADS` background threads (default
 /// 1); the reactor is driven by those threads and by any `smol::block_on`. Every value of this
@@ -50,29 +46,12 @@ impl Driver for Smol {
         SmolRuntimeProvider
     }
 
-    fn tcp() -> Arc<dyn Transport<BoxIo>> {
-        Arc::new(TcpTransport)
-    }
-
     fn exchange(&self, setup: ClientSetup<Self>) -> SmolExchange {
         SmolExchange::new(setup)
     }
 
-    fn serve(
-        &self,
-        socket: std::net::TcpListener,
-        pipeline: FillPipeline,
-        tls: Option<Arc<TlsReloader>>,
-        settings: ListenerSettings,
-        control: Arc<ListenerControl>,
-    ) {
-        let context = crate::listener::Context {
-            pipeline,
-            tls,
-            settings,
-            control,
-        };
-        smol::spawn(crate::listener::accept_loop(socket, context)).detach();
+    fn serve(&self, setup: ListenerSetup) {
+        smol::spawn(crate::listener::accept_loop(setup)).detach();
     }
 }
 
@@ -94,6 +73,7 @@ pub async fn timeout<F: Future>(limit: Duration, future: F) -> Option<F::Output>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]

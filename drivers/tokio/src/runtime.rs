@@ -2,19 +2,15 @@
 //! tokio timers, hickory's tokio provider, TCP, and hyper for the client's HTTP.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use orca_cluster_driver_common::client::ClientSetup;
-use orca_cluster_driver_common::{
-    Driver, FillPipeline, ListenerControl, ListenerSettings, Protocol, Runtime, TlsReloader,
-    Transport,
-};
+use orca_cluster_driver_common::{Driver, ListenerSetup, Protocol, Runtime};
 use tokio::runtime::Handle;
 
-use crate::client::{BoxIo, HyperExchange, TcpTransport};
-use crate::listener::{FillService, accept_loop};
+use crate::client::{BoxIo, HyperExchange};
+use crate::listener::accept_loop;
 
 /// The tokio driver: a handle on the runtime that runs the cluster's tasks.
 #[derive(Clone, Debug)]
@@ -70,26 +66,11 @@ impl Driver for Tokio {
         TokioRuntimeProvider::default()
     }
 
-    fn tcp() -> Arc<dyn Transport<BoxIo>> {
-        Arc::new(TcpTransport)
+    fn serve(&self, setup: ListenerSetup) {
+        drop(self.handle.spawn(accept_loop(setup)));
     }
 
     fn exchange(&self, setup: ClientSetup<Self>) -> HyperExchange {
         HyperExchange::new(setup)
-    }
-
-    fn serve(
-        &self,
-        socket: std::net::TcpListener,
-        pipeline: FillPipeline,
-        tls: Option<Arc<TlsReloader>>,
-        settings: ListenerSettings,
-        control: Arc<ListenerControl>,
-    ) {
-        let service = FillService::from_pipeline(pipeline);
-        drop(
-            self.handle
-                .spawn(accept_loop(socket, service, tls, settings, control)),
-        );
     }
 }

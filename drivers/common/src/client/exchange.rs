@@ -29,8 +29,8 @@ pub struct ClientSetup<D: Driver> {
     pub protocol: Protocol,
     /// Plain mode speaks HTTP/2 with prior knowledge ([`Protocol::Http2`]).
     pub plain_h2: bool,
-    /// How connections are opened.
-    pub transport: Arc<dyn Transport<D::Io>>,
+    /// How connections are opened (`None`: the driver's plain TCP).
+    pub transport: Option<Arc<dyn Transport<D::Io>>>,
 }
 
 impl<D: Driver> std::fmt::Debug for ClientSetup<D> {

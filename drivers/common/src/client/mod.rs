@@ -110,7 +110,7 @@ impl<D: Driver> FillClient<D> {
             settings: options.client.clone(),
             protocol: options.protocol,
             plain_h2: options.plain_h2(),
-            transport: options.transport.clone().unwrap_or_else(D::tcp),
+            transport: options.transport.clone(),
         };
         FillClient {
             inner: Arc::new(ClientInner {

@@ -78,7 +78,15 @@ impl<D: Driver> FillListener<D> {
         }
         let control = ListenerControl::new();
         let runtime = cluster.runtime().clone();
-        runtime.serve(self.socket, pipeline, tls, settings, control.clone());
+        runtime.serve(crate::driver::ListenerSetup {
+            socket: self.socket,
+            context: crate::driver::ListenerContext {
+                pipeline,
+                tls,
+                settings,
+                control: control.clone(),
+            },
+        });
         ListenerHandle::new(self.addr, control, runtime)
     }
 }

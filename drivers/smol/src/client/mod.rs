@@ -54,7 +54,11 @@ impl SmolExchange {
         smol::spawn(expire_idle(Arc::downgrade(&pool), settings.idle_timeout)).detach();
         SmolExchange {
             pool,
-            transport: TransportRef(setup.transport),
+            transport: TransportRef(
+                setup
+                    .transport
+                    .unwrap_or_else(|| Arc::new(crate::stream::TcpTransport)),
+            ),
             tls: setup.tls,
             settings,
         }

@@ -45,7 +45,7 @@ impl HyperExchange {
     pub(crate) fn new(setup: ClientSetup<Tokio>) -> HyperExchange {
         HyperExchange {
             ctx: Arc::new(DialContext {
-                transport: setup.transport,
+                transport: setup.transport.unwrap_or_else(|| Arc::new(TcpTransport)),
                 tls: setup.tls,
                 settings: setup.settings,
                 plain_h2: setup.plain_h2,

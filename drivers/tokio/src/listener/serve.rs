@@ -8,7 +8,9 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use orca_cluster_driver_common::options::{DEFAULT_MAX_SEND_BUF, Http2Settings};
-use orca_cluster_driver_common::{ListenerControl, ListenerSettings, TlsReloader};
+use orca_cluster_driver_common::{
+    ListenerContext, ListenerControl, ListenerSettings, ListenerSetup, TlsReloader,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
@@ -49,14 +51,15 @@ pub(crate) fn builder(settings: &ListenerSettings) -> auto::Builder<TokioExecuto
 }
 
 /// Accepts until the control stops; every connection runs in its own task.
-pub(crate) async fn accept_loop(
-    listener: std::net::TcpListener,
-    service: FillService,
-    tls: Option<Arc<TlsReloader>>,
-    settings: ListenerSettings,
-    control: Arc<ListenerControl>,
-) {
-    let listener = match TcpListener::from_std(listener) {
+pub(crate) async fn accept_loop(setup: ListenerSetup) {
+    let ListenerContext {
+        pipeline,
+        tls,
+        settings,
+        control,
+    } = setup.context;
+    let service = FillService::from_pipeline(pipeline);
+    let listener = match TcpListener::from_std(setup.socket) {
         Ok(listener) => listener,
         Err(e) => {
             tracing::error!(event = "listener_failed", error = %e, "fill listener: cannot register the socket");
