@@ -89,6 +89,10 @@ pub(crate) struct DiscoveryArgs {
     /// This replica's IP(s), comma-separated (default: the POD_IP environment variable).
     #[arg(long, value_delimiter = ',', env = "POD_IP")]
     pub self_ip: Vec<IpAddr>,
+    /// This replica's port in a static `--peers` list that carries ports, when several entries
+    /// share its IP (default: the entry whose IP is a self IP).
+    #[arg(long, default_value_t = 0)]
+    pub self_port: u16,
     /// Lookup timeout.
     #[arg(long, default_value = "3s", value_parser = duration)]
     pub lookup_timeout: Duration,

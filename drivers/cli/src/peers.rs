@@ -28,6 +28,10 @@ pub(crate) struct PeersArgs {
     json: bool,
 }
 
+/// The port of the synthetic self entry added to a static list with ports when no self IP is
+/// given (`0.0.0.0:1`, hidden from the output, never dialed).
+const SYNTHETIC_SELF_PORT: u16 = 1;
+
 /// The self IPs to stamp, or the unspecified address when none is known (then no peer is self
 /// and the synthetic self entry is hidden from the output).
 pub(crate) fn self_ips(d: &DiscoveryArgs) -> (Vec<IpAddr>, bool) {
@@ -51,9 +55,19 @@ pub(crate) async fn discovery_cluster(
     let service = d.service.clone().unwrap_or_else(|| "static".into());
     let mut cfg = config(&service, &ips, listen, refresh, d.lookup_timeout, tls);
     cfg.ip_family = d.ip_family;
-    let mut options = Options::default().with_protocol(protocol(http1));
+    let mut options = Options::default()
+        .with_protocol(protocol(http1))
+        .with_self_port(d.self_port);
     if !d.peers.is_empty() {
-        options = options.with_peer_source(StaticPeerSource::new(d.static_peers()?));
+        let mut peers = d.static_peers()?;
+        if !known && peers.iter().any(|p| p.port() != 0) {
+            // A list with ports must contain self: this client-only view adds its synthetic,
+            // hidden self entry (never dialed).
+            let me = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), SYNTHETIC_SELF_PORT);
+            peers.push(me);
+            options = options.with_self_port(SYNTHETIC_SELF_PORT);
+        }
+        options = options.with_peer_source(StaticPeerSource::new(peers));
     } else if let Some(ns) = d.nameserver {
         options = options.with_nameserver(ns);
     }

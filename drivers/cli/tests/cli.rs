@@ -542,6 +542,50 @@ fn peers_ip_family_keeps_one_record_type() {
     assert!(!bad.status.success());
 }
 
+/// A static list with ports: without `--self-ip` the command lists exactly the given entries;
+/// with a self IP shared by two entries it needs `--self-port`, and says so.
+#[test]
+fn peers_from_a_static_list_with_ports() {
+    let listed = |extra: &[&str]| -> Result<Vec<(String, u64, bool)>, String> {
+        let mut args = vec![
+            "peers",
+            "--peers",
+            "127.0.0.1:4001,127.0.0.1:4002",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        if !o.status.success() {
+            return Err(stderr(&o));
+        }
+        let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        Ok(v["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let ip = p["ip"].as_str().unwrap().to_string();
+                (
+                    ip,
+                    p["port"].as_u64().unwrap(),
+                    p["self"].as_bool().unwrap(),
+                )
+            })
+            .collect())
+    };
+    let local = "127.0.0.1".to_string();
+    assert_eq!(
+        listed(&[]).unwrap(),
+        [(local.clone(), 4001, false), (local.clone(), 4002, false)]
+    );
+    let ambiguous = listed(&["--self-ip", "127.0.0.1"]).unwrap_err();
+    assert!(ambiguous.contains("self_port"), "{ambiguous}");
+    assert_eq!(
+        listed(&["--self-ip", "127.0.0.1", "--self-port", "4002"]).unwrap(),
+        [(local.clone(), 4001, false), (local, 4002, true)]
+    );
+}
+
 #[test]
 fn node_serves_files_from_an_origin_directory() {
     let dir = std::env::temp_dir().join(format!("orca-cli-origin-{}", std::process::id()));
