@@ -115,6 +115,7 @@ impl Exchange for HyperExchange {
             .acquire(&self.ctx, fresh)
             .await
             .map_err(|e| SendError::Failed(e.into()))?;
+        let h1 = matches!(conn, Conn::H1(_));
         let (sent, guard) = match conn {
             Conn::H2(c) => {
                 let lease = c.watch.lease();
@@ -169,8 +170,13 @@ impl Exchange for HyperExchange {
             }),
             Err(mut e) => {
                 let unsent = e.take_message().is_some();
-                let error = FillError::Http(format!("{addr}: {}", describe(&e.into_error())));
-                Err(if unsent && reused {
+                let e = e.into_error();
+                // HTTP/1.1: a reused connection that ended (closed or reset) before any
+                // response is the peer's close of an idle connection racing the request, as
+                // the smol driver sees it: the request is retried like an unsent one.
+                let stale = unsent || (h1 && ended_before_response(&e));
+                let error = FillError::Http(format!("{addr}: {}", describe(&e)));
+                Err(if stale && reused {
                     SendError::Stale(error)
                 } else {
                     SendError::Failed(error)
@@ -215,6 +221,23 @@ impl std::fmt::Debug for HyperBody {
             .field("open", &self.body.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// Whether hyper's error on a request means the connection ended before a response head
+/// arrived: end of stream (`IncompleteMessage`) or a reset / abort / broken pipe.
+fn ended_before_response(e: &hyper::Error) -> bool {
+    e.is_incomplete_message()
+        || std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                )
+            })
 }
 
 /// Whether hyper's body error is an end of file before the message length was reached.
