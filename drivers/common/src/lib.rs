@@ -9,7 +9,7 @@
 //!   drivers;
 //! - [`ClusterState`] / [`run_membership`] — the published snapshot and the one task that owns
 //!   the core's state machine; peers the core removes are evicted from the client's pool;
-//! - [`FillClient`] — descriptor → the driver's [`Exchange`] → the core's verdict on the head →
+//! - [`FillClient`] — descriptor → the driver's [`Exchange`](client::Exchange) → the core's verdict on the head →
 //!   a counted, verified [`FillBody`] that completes with its last expected byte;
 //! - [`listener`] — [`FillPipeline`] (admission → concurrency limit → filler → [`Reply`]),
 //!   [`FillerBody`] (the length guard with the abort rule), [`ListenerHandle`] (the same

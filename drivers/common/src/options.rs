@@ -1,7 +1,7 @@
 //! [`Options`]: how a cluster finds its peers and talks to them, beyond the
 //! [`ClusterConfig`](orca_cluster_core::ClusterConfig). The same options, with the same defaults,
 //! on both drivers; a setting a driver cannot honour fails [`crate::Cluster::start`] with
-//! [`StartError::Unsupported`](crate::StartError::Unsupported) instead of being ignored.
+//! [`crate::StartError::Unsupported`] instead of being ignored.
 
 use std::fmt;
 use std::net::SocketAddr;
