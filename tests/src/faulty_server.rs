@@ -30,6 +30,11 @@ pub enum After {
     Close,
     /// Keep the connection open and serve the next request on it (keep-alive).
     KeepAlive,
+    /// Keep the connection open until the next request's first bytes arrive, then close it
+    /// without reading them (the kernel answers with a reset): a keep-alive connection the
+    /// server dropped just as the client reused it, whose request never reached the server
+    /// (it is not recorded in [`FaultyServer::heads`]).
+    ResetNext,
 }
 
 /// One scripted answer: raw bytes (status line, headers, body) and what follows them.
@@ -86,6 +91,14 @@ impl Response {
         bytes.extend_from_slice(body);
         Response {
             bytes,
+            after: After::Close,
+        }
+    }
+
+    /// No answer at all: the connection is closed (FIN) as soon as the request head arrived.
+    pub fn hang_up() -> Response {
+        Response {
+            bytes: Vec::new(),
             after: After::Close,
         }
     }
@@ -278,11 +291,31 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         let response = (shared.script)(&head);
         stream.write_all(&response.bytes)?;
         stream.flush()?;
-        if response.after == After::Close {
-            stream.shutdown(Shutdown::Write)?;
-            drain(&mut stream, shared, deadline);
-            return Ok(());
+        match response.after {
+            After::Close => {
+                stream.shutdown(Shutdown::Write)?;
+                drain(&mut stream, shared, deadline);
+                return Ok(());
+            }
+            After::ResetNext => {
+                wait_for_bytes(&stream, shared, deadline);
+                // Dropping the stream with unread bytes sends a reset.
+                return Ok(());
+            }
+            After::KeepAlive => {}
         }
     }
     Ok(())
+}
+
+/// Waits until bytes can be read (without reading them), end of stream, stop or the deadline.
+fn wait_for_bytes(stream: &TcpStream, shared: &Shared, deadline: Instant) {
+    let mut probe = [0u8; 1];
+    while !expired(shared, deadline) {
+        match stream.peek(&mut probe) {
+            Ok(_) => return,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return,
+        }
+    }
 }

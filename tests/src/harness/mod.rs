@@ -1,14 +1,15 @@
 //! The driver harness: one trait ([`Driver`]) that each driver implements once
 //! ([`tokio::TokioDriver`], [`smol::SmolDriver`]), so that every conformance test body is written
 //! once, generic over the driver, and instantiated per driver by a macro in
-//! `tests/conformance.rs`.
+//! `tests/conformance.rs` and `tests/divergences.rs`.
 //!
 //! A driver supplies:
 //! - [`Driver::run`]: run a future to completion on its runtime (bounded by [`TEST_LIMIT`]);
 //! - [`Driver::sleep`]: its timer;
 //! - [`Driver::start`]: start a cluster from a [`ClusterConfig`] and a driver-neutral [`Setup`]
-//!   (static source or nameserver, self port, HTTP/1.1 mode);
-//! - [`Driver::bind`] and [`Driver::serve`]: a fill listener;
+//!   (static source or nameserver, self port, protocol, client settings);
+//! - [`Driver::bind`], [`Driver::serve`] and [`Driver::serve_with`]: a fill listener;
+//! - [`Driver::send_fill`]: fills as `Send` futures, for another runtime's tasks;
 //! - its cluster type, seen through the object-safe [`ClusterHandle`] (peers, coordinator,
 //!   subscribe, fill → verified bytes or [`FillError`], close), and its serving listener
 //!   through [`ServingListener`].
@@ -35,8 +36,9 @@ use futures_core::Stream;
 use futures_lite::StreamExt;
 use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Snapshot};
 use orca_cluster_driver_common::{
-    ChunkStream, CloseError, FillError, FillRequest, Filler, FillerError, Protocol, StartError,
-    StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin,
+    ChunkStream, ClientSettings, CloseError, FillBody, FillError, FillRequest, Filler, FillerError,
+    ListenerSettings, Protocol, StartError, StaticPeerSource, StatsSnapshot, Subscription,
+    SyntheticOrigin,
 };
 
 pub use self::smol::SmolDriver;
@@ -56,6 +58,15 @@ pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// [`FillError`] as the last item).
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, FillError>>>>;
 
+/// A boxed `Send` future, runnable on any runtime's worker threads.
+pub type SendBoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// `Cluster::fill_from_peer` of one cluster as a `Send` closure (see [`Driver::send_fill`]):
+/// `(peer, key, object_size)` → the driver's [`FillBody`] (the one type of both drivers).
+pub type SendFill = std::sync::Arc<
+    dyn Fn(Peer, ChunkKey, u64) -> SendBoxFuture<Result<FillBody, FillError>> + Send + Sync,
+>;
+
 /// Driver-neutral options of [`Driver::start`].
 #[derive(Clone, Debug, Default)]
 pub struct Setup {
@@ -67,6 +78,8 @@ pub struct Setup {
     pub self_port: u16,
     /// The fill client's protocol (default `Auto`: HTTP/1.1 in plain mode, ALPN with TLS).
     pub protocol: Protocol,
+    /// The fill client's settings (default `ClientSettings::default()`).
+    pub client: ClientSettings,
 }
 
 impl Setup {
@@ -102,12 +115,24 @@ impl Setup {
     pub fn with_http1(self, yes: bool) -> Setup {
         self.with_protocol(if yes { Protocol::Http1 } else { Protocol::Auto })
     }
+
+    /// Sets the client's settings.
+    pub fn with_client_settings(mut self, client: ClientSettings) -> Setup {
+        self.client = client;
+        self
+    }
 }
 
 /// One driver, as the test bodies see it. Implemented by [`TokioDriver`] and [`SmolDriver`].
 pub trait Driver: 'static {
     /// `"tokio"` or `"smol"`.
     const NAME: &'static str;
+    /// Whether the driver speaks HTTP/2 (tokio: yes; smol: no, it rejects HTTP/2 options at
+    /// start).
+    const HTTP2: bool;
+    /// The other driver (tokio's is smol and smol's is tokio), for mixed tests run on
+    /// [`run_mixed`].
+    type Other: Driver;
     /// The driver's cluster handle.
     type Cluster: ClusterHandle + Clone + 'static;
     /// The driver's bound, not yet serving, fill listener.
@@ -140,6 +165,19 @@ pub trait Driver: 'static {
         filler: impl Filler,
         max_concurrent: usize,
     ) -> Box<dyn ServingListener>;
+
+    /// `listener.serve(cluster, filler, settings)`.
+    fn serve_with(
+        listener: Self::Listener,
+        cluster: &Self::Cluster,
+        filler: impl Filler,
+        settings: ListenerSettings,
+    ) -> Box<dyn ServingListener>;
+
+    /// `cluster.fill_from_peer` as a `Send` closure owning a clone of `cluster`, so that the
+    /// [`FillBody`] can be produced and polled by another runtime's tasks (e.g. a hyper server
+    /// forwarding it).
+    fn send_fill(cluster: &Self::Cluster) -> SendFill;
 }
 
 /// The handle API both drivers share, object-safe so that
@@ -161,6 +199,12 @@ pub trait ClusterHandle {
     fn subscribe(&self) -> Subscription;
     /// `Cluster::stats`.
     fn stats(&self) -> StatsSnapshot;
+    /// `Cluster::self_port`.
+    fn self_port(&self) -> u16;
+    /// `Cluster::client().connected_peers()`.
+    fn connected_peers(&self) -> Vec<SocketAddr>;
+    /// `Cluster::client().idle_connections()`.
+    fn idle_connections(&self) -> usize;
     /// `Cluster::fill_from_peer`, the body as a stream of verified frames.
     fn fill_body<'a>(
         &'a self,
@@ -214,6 +258,15 @@ macro_rules! impl_cluster_handle {
             fn stats(&self) -> ::orca_cluster_driver_common::StatsSnapshot {
                 <$cluster>::stats(self)
             }
+            fn self_port(&self) -> u16 {
+                <$cluster>::self_port(self)
+            }
+            fn connected_peers(&self) -> Vec<::std::net::SocketAddr> {
+                <$cluster>::client(self).connected_peers()
+            }
+            fn idle_connections(&self) -> usize {
+                <$cluster>::client(self).idle_connections()
+            }
             fn fill_body<'a>(
                 &'a self,
                 peer: &'a ::orca_cluster_core::Peer,
@@ -263,6 +316,8 @@ pub(crate) use impl_cluster_handle;
 /// differ between the drivers; they are given as blocks.
 macro_rules! impl_driver {
     ($driver:ident, $krate:ident, $name:literal,
+        http2: $http2:literal,
+        other: $other:ty,
         run($future:ident) $run:block,
         sleep($duration:ident) $sleep:block $(,)?) => {
         $crate::harness::impl_cluster_handle!($krate::Cluster, $name);
@@ -271,7 +326,8 @@ macro_rules! impl_driver {
         pub fn options(setup: &$crate::harness::Setup) -> $krate::Options {
             let mut options = $krate::Options::default()
                 .with_self_port(setup.self_port)
-                .with_protocol(setup.protocol);
+                .with_protocol(setup.protocol)
+                .with_client_settings(setup.client.clone());
             if let Some(source) = &setup.source {
                 options = options.with_peer_source(source.clone());
             }
@@ -283,6 +339,8 @@ macro_rules! impl_driver {
 
         impl $crate::harness::Driver for $driver {
             const NAME: &'static str = $name;
+            const HTTP2: bool = $http2;
+            type Other = $other;
             type Cluster = $krate::Cluster;
             type Listener = $krate::FillListener;
 
@@ -323,11 +381,36 @@ macro_rules! impl_driver {
                 };
                 Box::new(listener.serve(cluster, filler, settings))
             }
+
+            fn serve_with(
+                listener: $krate::FillListener,
+                cluster: &$krate::Cluster,
+                filler: impl ::orca_cluster_driver_common::Filler,
+                settings: ::orca_cluster_driver_common::ListenerSettings,
+            ) -> Box<dyn $crate::harness::ServingListener> {
+                Box::new(listener.serve(cluster, filler, settings))
+            }
+
+            fn send_fill(cluster: &$krate::Cluster) -> $crate::harness::SendFill {
+                let cluster = cluster.clone();
+                ::std::sync::Arc::new(move |peer, key, object_size| {
+                    let cluster = cluster.clone();
+                    Box::pin(async move { cluster.fill_from_peer(&peer, &key, object_size).await })
+                })
+            }
         }
 
         impl $crate::harness::ServingListener for $krate::ListenerHandle {
             fn local_addr(&self) -> ::std::net::SocketAddr {
                 $krate::ListenerHandle::local_addr(self)
+            }
+
+            fn accepted_connections(&self) -> u64 {
+                $krate::ListenerHandle::accepted_connections(self)
+            }
+
+            fn open_connections(&self) -> usize {
+                $krate::ListenerHandle::open_connections(self)
             }
 
             fn shutdown(
@@ -341,10 +424,15 @@ macro_rules! impl_driver {
 }
 pub(crate) use impl_driver;
 
-/// A serving fill listener of either driver.
+/// A serving fill listener of either driver. Dropping it drops the driver's `ListenerHandle`,
+/// which stops the listener at once.
 pub trait ServingListener {
     /// The served address.
     fn local_addr(&self) -> SocketAddr;
+    /// `ListenerHandle::accepted_connections`: TCP connections accepted so far.
+    fn accepted_connections(&self) -> u64;
+    /// `ListenerHandle::open_connections`: connections open now.
+    fn open_connections(&self) -> usize;
     /// `ListenerHandle::shutdown(deadline)`.
     fn shutdown(self: Box<Self>, deadline: Duration) -> LocalBoxFuture<'static, ()>;
 }

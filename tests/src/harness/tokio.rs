@@ -13,6 +13,8 @@ impl_driver!(
     TokioDriver,
     orca_cluster_tokio,
     "tokio",
+    http2: true,
+    other: super::SmolDriver,
     run(future) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
