@@ -279,6 +279,9 @@ pub enum HeaderProblem {
     WithContentLength,
     /// `Transfer-Encoding` in an HTTP/1.0 message, which cannot use it (RFC 9112 section 6.1).
     InHttp10,
+    /// Refused by an HTTP parser before these rules ran, without saying which rule it broke
+    /// (hyper refuses a `Content-Length` it cannot parse, e.g. `+5` or `5, 6`).
+    Unparsable,
 }
 
 impl fmt::Display for HeaderProblem {
@@ -290,6 +293,7 @@ impl fmt::Display for HeaderProblem {
             HeaderProblem::UnsupportedCoding => "a coding other than exactly `chunked`",
             HeaderProblem::WithContentLength => "present together with content-length",
             HeaderProblem::InHttp10 => "not allowed in an HTTP/1.0 message",
+            HeaderProblem::Unparsable => "refused by the HTTP parser",
         })
     }
 }

@@ -20,7 +20,7 @@ use http::header::{CONTENT_LENGTH, HOST, HeaderValue, TRANSFER_ENCODING};
 use http_body::Body;
 use http_body_util::Empty;
 use hyper::body::Incoming;
-use orca_cluster_core::fill::FillDescriptor;
+use orca_cluster_core::fill::{FillDescriptor, HeaderProblem, MalformedHeader};
 use orca_cluster_driver_common::client::{
     ClientSetup, Exchange, Finish, RawBody, Response, ResponseHead, SendError,
 };
@@ -54,6 +54,29 @@ impl HyperExchange {
             pool: Pool::default(),
         }
     }
+}
+
+/// hyper's parser refuses some malformed framing fields itself (a `Content-Length` it cannot
+/// parse: `+5`, `5, 6`), before the core's rules see them; such a refusal is reported in the
+/// core's terms, as the smol driver reports it, naming the field. hyper exposes the field only
+/// in its message ("invalid content-length parsed").
+fn refused_framing(e: &hyper::Error) -> Option<MalformedHeader> {
+    if !e.is_parse() {
+        return None;
+    }
+    let text = e.to_string();
+    let field = [CONTENT_LENGTH, TRANSFER_ENCODING]
+        .into_iter()
+        .find(|name| text.contains(name.as_str()))?;
+    let field = if field == CONTENT_LENGTH {
+        orca_cluster_core::fill::CONTENT_LENGTH
+    } else {
+        orca_cluster_core::fill::TRANSFER_ENCODING
+    };
+    Some(MalformedHeader {
+        field,
+        problem: HeaderProblem::Unparsable,
+    })
 }
 
 /// An error and its sources, `outer: inner: ...` (hyper's own messages are terse).
@@ -175,7 +198,10 @@ impl Exchange for HyperExchange {
                 // response is the peer's close of an idle connection racing the request, as
                 // the smol driver sees it: the request is retried like an unsent one.
                 let stale = unsent || (h1 && ended_before_response(&e));
-                let error = FillError::Http(format!("{addr}: {}", describe(&e)));
+                let error = match refused_framing(&e) {
+                    Some(malformed) => FillError::Check(malformed.into()),
+                    None => FillError::Http(format!("{addr}: {}", describe(&e))),
+                };
                 Err(if stale && reused {
                     SendError::Stale(error)
                 } else {

@@ -1,8 +1,12 @@
 //! The accept loop: TLS handshakes (bounded), HTTP/1.1 and HTTP/2 on one port, shutdown by the
 //! shared [`ListenerControl`].
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -11,6 +15,7 @@ use orca_cluster_driver_common::options::{DEFAULT_MAX_SEND_BUF, Http2Settings};
 use orca_cluster_driver_common::{
     ListenerContext, ListenerControl, ListenerSettings, ListenerSetup, TlsReloader,
 };
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
@@ -79,6 +84,7 @@ pub(crate) async fn accept_loop(setup: ListenerSetup) {
                     service: service.clone(),
                     tls: tls.clone(),
                     handshake_timeout: settings.tls_handshake_timeout,
+                    header_read_timeout: settings.header_read_timeout,
                     control: control.clone(),
                 };
                 let guard = control.open();
@@ -103,6 +109,7 @@ struct Connection {
     service: FillService,
     tls: Option<Arc<TlsReloader>>,
     handshake_timeout: Duration,
+    header_read_timeout: Duration,
     control: Arc<ListenerControl>,
 }
 
@@ -126,12 +133,24 @@ impl Connection {
                 }
             }
         };
+        // hyper's header timer starts with the first byte of a request; a connection that sends
+        // nothing at all (hyper-util waits for bytes to pick HTTP/1.1 or HTTP/2) gets the same
+        // header_read_timeout, as on every driver.
+        let heard = Arc::new(AtomicBool::new(false));
+        let io = FirstByte {
+            inner: io,
+            heard: heard.clone(),
+        };
         let connection = self
             .builder
             .serve_connection(TokioIo::new(io), self.service.clone());
         tokio::pin!(connection);
         let result = tokio::select! {
             result = connection.as_mut() => result,
+            _ = silent_for(&heard, self.header_read_timeout) => {
+                tracing::debug!(%peer, "fill listener: nothing received within the header read timeout; closing");
+                return;
+            }
             _ = self.control.stopped() => {
                 connection.as_mut().graceful_shutdown();
                 connection.await
@@ -140,5 +159,64 @@ impl Connection {
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "fill listener: connection ended with an error");
         }
+    }
+}
+
+/// Completes once `limit` has passed without a byte received (else never).
+async fn silent_for(heard: &AtomicBool, limit: Duration) {
+    tokio::time::sleep(limit).await;
+    if heard.load(Ordering::Acquire) {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A connection's stream that notes when its first byte arrives.
+struct FirstByte {
+    inner: BoxIo,
+    heard: Arc<AtomicBool>,
+}
+
+impl AsyncRead for FirstByte {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.heard.store(true, Ordering::Release);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for FirstByte {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
