@@ -4,18 +4,13 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
 
 use orca_cluster_test_support::{Pki, TempDir, skip_outside_ci};
 use orca_cluster_tokio::core::wire::encode_query;
-use orca_cluster_tokio::{
-    Cluster, ClusterConfig, FillListener, ListenerHandle, ListenerSettings, Options,
-    StaticPeerSource, SyntheticOrigin, TlsSettings,
-};
+use orca_cluster_tokio::{ListenerSettings, SyntheticOrigin, TlsSettings};
 
-use support::{LOCALHOST, config, init_tracing, key};
+use support::{Replica, config, init_tracing, key};
 
 const CHUNK: u64 = 512 * 1024 + 3;
 const OBJECT: u64 = CHUNK * 3;
@@ -28,23 +23,15 @@ fn curl_features() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-async fn replica(tls: Option<&TlsSettings>) -> (Cluster, ListenerHandle, SocketAddr) {
-    let listener = FillListener::bind((LOCALHOST, 0).into()).await.unwrap();
-    let addr = listener.local_addr();
-    let cfg = ClusterConfig {
-        internal_tls: tls.cloned().unwrap_or_default(),
-        ..config()
-    };
-    let cluster = Cluster::start(
-        cfg,
-        Options::default()
-            .with_peer_source(StaticPeerSource::new([addr]))
-            .with_self_port(addr.port()),
+/// A replica alone in its snapshot, with `internal_tls` if given.
+async fn replica(tls: Option<&TlsSettings>) -> Replica {
+    Replica::start(
+        config(tls),
+        &[],
+        SyntheticOrigin,
+        ListenerSettings::default(),
     )
     .await
-    .unwrap();
-    let handle = listener.serve(&cluster, SyntheticOrigin, ListenerSettings::default());
-    (cluster, handle, addr)
 }
 
 /// Runs curl with `args` plus `-w "%{http_code} %{http_version}"`, body to a temp file.
@@ -82,7 +69,8 @@ async fn curl_fetches_over_h2c_and_http1() {
         skip_outside_ci("curl is not installed");
         return;
     };
-    let (_cluster, handle, addr) = replica(None).await;
+    let r = replica(None).await;
+    let addr = r.addr;
     let k = key(1, CHUNK);
     let url = format!("http://{addr}/internal/fill?{}", encode_query(&k, OBJECT));
     let expected = SyntheticOrigin::chunk_bytes(&k, OBJECT);
@@ -118,7 +106,7 @@ async fn curl_fetches_over_h2c_and_http1() {
     let (_, status, body) = curl(vec!["--http1.1".into(), url.clone()]).await;
     assert_eq!(status, "400 1.1");
     assert!(String::from_utf8_lossy(&body).contains("x-orca-internal"));
-    handle.shutdown(Duration::from_secs(1)).await;
+    r.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +121,8 @@ async fn curl_fetches_over_mtls_and_is_refused_without_a_certificate() {
         .unwrap()
         .write_files(dir.path())
         .unwrap();
-    let (_cluster, handle, addr) = replica(Some(&tls)).await;
+    let r = replica(Some(&tls)).await;
+    let addr = r.addr;
     let k = key(2, CHUNK);
     let url = format!("https://{addr}/internal/fill?{}", encode_query(&k, OBJECT));
     let header = "x-orca-internal: 1".to_owned();
@@ -166,5 +155,5 @@ async fn curl_fetches_over_mtls_and_is_refused_without_a_certificate() {
 
     let (ok, status, _) = curl(tls_args(false)).await;
     assert!(!ok, "no client certificate must fail: {status}");
-    handle.shutdown(Duration::from_secs(1)).await;
+    r.stop().await;
 }

@@ -1,21 +1,15 @@
-//! Helpers shared by the integration tests: replicas on loopback, chunk keys, a counting
-//! transport.
+//! Helpers of the tokio driver's own tests (HTTP/2, hyper and tower, ALPN, curl): chunk keys,
+//! a replica configuration, replicas on loopback. Behaviour both drivers share is tested once,
+//! in the conformance suite (`tests/tests/conformance.rs`).
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use orca_cluster_tokio::{
-    BoxIo, ChunkKey, Cluster, ClusterConfig, ConnectFuture, FillListener, Filler, ListenerHandle,
-    ListenerSettings, Options, StaticPeerSource, Transport,
+    ChunkKey, Cluster, ClusterConfig, FillClient, FillListener, Filler, ListenerHandle,
+    ListenerSettings, Options, Peer, Protocol, StaticPeerSource, TlsSettings,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -41,15 +35,31 @@ pub fn key(index: u64, chunk_size: u64) -> ChunkKey {
     }
 }
 
-/// A config for a replica on 127.0.0.1 with a static source: fast refresh and lookups.
-pub fn config() -> ClusterConfig {
+/// A config for a replica on 127.0.0.1 with a static source: fast refresh and lookups, and
+/// `internal_tls` if given.
+pub fn config(tls: Option<&TlsSettings>) -> ClusterConfig {
     ClusterConfig {
         service: "static".into(),
         self_pod_ip: vec![LOCALHOST],
         membership_refresh: Duration::from_millis(100),
         lookup_timeout: Duration::from_millis(500),
+        internal_tls: tls.cloned().unwrap_or_default(),
         ..ClusterConfig::default()
     }
+}
+
+/// `addr` as a non-self peer.
+pub fn peer(addr: SocketAddr) -> Peer {
+    Peer {
+        ip: addr.ip(),
+        port: addr.port(),
+        is_self: false,
+    }
+}
+
+/// A fill client (no cluster) with `config`'s TLS settings and `protocol`.
+pub fn client(config: &ClusterConfig, protocol: Protocol) -> FillClient {
+    FillClient::new(config, &Options::default().with_protocol(protocol)).unwrap()
 }
 
 /// One replica: its cluster handle and its serving listener.
@@ -60,6 +70,29 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// A replica on 127.0.0.1 with `config`, serving `filler` with `settings`; its static list
+    /// is itself and `others`.
+    pub async fn start(
+        config: ClusterConfig,
+        others: &[SocketAddr],
+        filler: impl Filler,
+        settings: ListenerSettings,
+    ) -> Replica {
+        let listener = FillListener::bind((LOCALHOST, 0).into()).await.unwrap();
+        let addr = listener.local_addr();
+        let source = StaticPeerSource::new(std::iter::once(addr).chain(others.iter().copied()));
+        let options = Options::default()
+            .with_peer_source(source)
+            .with_self_port(addr.port());
+        let cluster = Cluster::start(config, options).await.unwrap();
+        let listener = listener.serve(&cluster, filler, settings);
+        Replica {
+            cluster,
+            listener,
+            addr,
+        }
+    }
+
     pub async fn stop(self) {
         self.listener.shutdown(Duration::from_secs(1)).await;
         self.cluster.close(Duration::from_secs(1)).await.unwrap();
@@ -73,7 +106,6 @@ pub async fn replicas<F: Filler + Clone>(
     config: ClusterConfig,
     options: Options,
     filler: F,
-    settings: ListenerSettings,
 ) -> (Vec<Replica>, StaticPeerSource) {
     let mut listeners = Vec::new();
     for _ in 0..n {
@@ -83,92 +115,20 @@ pub async fn replicas<F: Filler + Clone>(
     let mut out = Vec::new();
     for listener in listeners {
         let addr = listener.local_addr();
-        let cluster = Cluster::start(
-            config.clone(),
-            options
-                .clone()
-                .with_peer_source(source.clone())
-                .with_self_port(addr.port()),
-        )
-        .await
-        .unwrap();
-        assert!(cluster.has_initial_snapshot());
+        let options = options
+            .clone()
+            .with_peer_source(source.clone())
+            .with_self_port(addr.port());
+        let cluster = Cluster::start(config.clone(), options).await.unwrap();
         assert_eq!(cluster.peers().len(), n);
-        let handle = listener.serve(&cluster, filler.clone(), settings.clone());
+        let listener = listener.serve(&cluster, filler.clone(), ListenerSettings::default());
         out.push(Replica {
             cluster,
-            listener: handle,
+            listener,
             addr,
         });
     }
     (out, source)
-}
-
-/// A TCP transport that counts dials and live connections.
-#[derive(Clone, Debug, Default)]
-pub struct CountingTransport {
-    pub dials: Arc<AtomicUsize>,
-    pub live: Arc<AtomicUsize>,
-}
-
-impl CountingTransport {
-    pub fn dials(&self) -> usize {
-        self.dials.load(Ordering::SeqCst)
-    }
-    pub fn live(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
-    }
-}
-
-impl Transport<BoxIo> for CountingTransport {
-    fn connect(&self, addr: SocketAddr) -> ConnectFuture<BoxIo> {
-        let dials = self.dials.clone();
-        let live = self.live.clone();
-        Box::pin(async move {
-            dials.fetch_add(1, Ordering::SeqCst);
-            let stream = TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            live.fetch_add(1, Ordering::SeqCst);
-            Ok(Box::new(Counted { stream, live }) as BoxIo)
-        })
-    }
-}
-
-struct Counted {
-    stream: TcpStream,
-    live: Arc<AtomicUsize>,
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
 }
 
 /// Polls `cond` every 10 ms for up to `within`; returns whether it became true.
