@@ -1,51 +1,31 @@
-//! Helpers shared by the integration tests: chunk keys, replica sets on loopback, small
-//! hand-written HTTP servers, and a bounded wait. Test certificates come from
-//! `orca-cluster-test-support`.
-
-#![allow(dead_code)]
-
-pub mod rawserver;
+//! Helpers of the smol driver's own tests (the codec-framed listener's IO): running on smol, a
+//! replica on loopback, a raw HTTP/1.1 exchange. Behaviour both drivers share is tested once, in
+//! the conformance suite (`tests/tests/conformance.rs`).
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use orca_cluster_smol::{
-    ChunkKey, Cluster, ClusterConfig, FillListener, Filler, ListenerHandle, ListenerSettings,
-    Options, StaticPeerSource, TlsSettings,
+    ChunkKey, Cluster, ClusterConfig, FillListener, ListenerHandle, ListenerSettings, Options,
+    StaticPeerSource, SyntheticOrigin,
 };
-
-/// How many chunk indices [`remote_key`] tries: objects in the tests have at least this many
-/// chunks.
-pub const REMOTE_KEY_SEARCH: u64 = 24;
+use smol::net::TcpStream;
 
 pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Runs `future` on smol, failing the test if it takes longer than `secs` seconds.
 pub fn run<F: Future>(secs: u64, future: F) -> F::Output {
     smol::block_on(async {
-        match futures_lite::future::or(async { Some(future.await) }, async {
-            async_io::Timer::after(Duration::from_secs(secs)).await;
+        futures_lite::future::or(async { Some(future.await) }, async {
+            smol::Timer::after(Duration::from_secs(secs)).await;
             None
         })
         .await
-        {
-            Some(out) => out,
-            None => panic!("test did not finish within {secs} s"),
-        }
+        .unwrap_or_else(|| panic!("test did not finish within {secs} s"))
     })
-}
-
-/// Polls `condition` every 10 ms for at most `secs` seconds; returns whether it became true.
-pub async fn eventually(secs: u64, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        async_io::Timer::after(Duration::from_millis(10)).await;
-    }
-    condition()
 }
 
 pub fn key(index: u64, chunk_size: u64) -> ChunkKey {
@@ -60,80 +40,49 @@ pub fn key(index: u64, chunk_size: u64) -> ChunkKey {
 }
 
 /// A config for a replica on 127.0.0.1 with a fast refresh.
-pub fn config(tls: Option<TlsSettings>) -> ClusterConfig {
+pub fn config() -> ClusterConfig {
     ClusterConfig {
         service: "static".into(),
         self_pod_ip: vec![LOCALHOST],
         membership_refresh: Duration::from_millis(100),
         lookup_timeout: Duration::from_secs(1),
-        internal_tls: tls.unwrap_or_default(),
         ..ClusterConfig::default()
     }
 }
 
-pub struct Replica {
-    pub cluster: Cluster,
-    pub listener: ListenerHandle,
-    pub addr: SocketAddr,
-}
-
-/// `n` replicas on 127.0.0.1 sharing one static source, each serving `filler()`.
-pub async fn replicas<F: Filler>(
-    n: usize,
-    tls: impl Fn(usize) -> Option<TlsSettings>,
-    filler: impl Fn() -> F,
-    settings: ListenerSettings,
-) -> (Vec<Replica>, StaticPeerSource) {
-    let mut listeners = Vec::new();
-    for _ in 0..n {
-        listeners.push(
-            FillListener::bind(SocketAddr::new(LOCALHOST, 0))
-                .await
-                .expect("bind"),
-        );
-    }
-    let source = StaticPeerSource::new(listeners.iter().map(FillListener::local_addr));
-    let mut out = Vec::new();
-    for (i, listener) in listeners.into_iter().enumerate() {
-        let addr = listener.local_addr();
-        let cluster = Cluster::start(
-            config(tls(i)),
-            Options::default()
-                .with_peer_source(source.clone())
-                .with_self_port(addr.port()),
-        )
+/// A replica on 127.0.0.1 alone in its snapshot (it coordinates every chunk), serving
+/// [`SyntheticOrigin`].
+pub async fn replica() -> (Cluster, ListenerHandle, SocketAddr) {
+    let listener = FillListener::bind(SocketAddr::new(LOCALHOST, 0))
         .await
-        .expect("start");
-        let handle = listener.serve(&cluster, filler(), settings.clone());
-        out.push(Replica {
-            cluster,
-            listener: handle,
-            addr,
-        });
-    }
-    for r in &out {
-        assert!(
-            eventually(5, || r.cluster.peers().len() == n).await,
-            "replicas see each other"
-        );
-    }
-    (out, source)
+        .unwrap();
+    let addr = listener.local_addr();
+    let options = Options::default()
+        .with_peer_source(StaticPeerSource::new([addr]))
+        .with_self_port(addr.port());
+    let cluster = Cluster::start(config(), options).await.unwrap();
+    let handle = listener.serve(&cluster, SyntheticOrigin, ListenerSettings::default());
+    (cluster, handle, addr)
 }
 
-/// A key whose coordinator (in `replicas[0]`'s snapshot) is not replica 0, with the index of
-/// the coordinating replica. Only the first two chunks are considered, so any object of at
-/// least two chunks has it (with two replicas, either chunk may be remote: callers use more).
-pub fn remote_key(replicas: &[Replica], chunk_size: u64) -> (ChunkKey, usize) {
-    for i in 0..REMOTE_KEY_SEARCH {
-        let k = key(i, chunk_size);
-        let c = replicas[0].cluster.coordinator(&k);
-        if !c.is_self {
-            let owner = replicas
-                .iter()
-                .position(|r| r.addr.port() == c.port)
-                .expect("coordinator is a replica");
-            return (k, owner);
-        }
+/// Writes `pieces` on a new connection (`pause` between them) and reads until the listener
+/// closes it: the status code, the head (lowercased) and everything after it, or `None` when
+/// the connection closed with no parsable response.
+pub async fn exchange(
+    addr: SocketAddr,
+    pieces: &[&[u8]],
+    pause: Duration,
+) -> Option<(u16, String, Vec<u8>)> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    for piece in pieces {
+        s.write_all(piece).await.ok()?;
+        s.flush().await.ok()?;
+        smol::Timer::after(pause).await;
     }
-    panic!("no remote key found");
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all).await;
+    let end = all.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&all[..end]).into_owned();
+    let status = head.get(9..12)?.parse().ok()?;
+    Some((status, head.to_ascii_lowercase(), all[end..].to_vec()))
 }
