@@ -2812,10 +2812,18 @@ mod cases {
         let err = fetch::<D>(&impostor, &server.peer(), &key(0, CHUNK))
             .await
             .unwrap_err();
-        assert!(
-            err.to_string().contains("received fatal alert: UnknownCA"),
-            "{err:?}"
-        );
+        // TLS 1.3: the client finishes its handshake before the listener judges its
+        // certificate; the listener then sends the alert and closes. The client reports the
+        // alert when it reads it first. When its own write hits the closed socket first, the
+        // kernel's reset discards the unread alert and only the reset or broken pipe is left:
+        // a race of the transport, seen with hyper's HTTP/2 client, which writes its preface
+        // while the alert is in flight.
+        let text = err.to_string();
+        let alert = text.contains("received fatal alert: UnknownCA");
+        let lost_to_reset = D::HTTP2
+            && matches!(err, FillError::Http(_))
+            && (text.contains("broken pipe") || text.contains("reset"));
+        assert!(alert || lost_to_reset, "{err:?}");
         assert_eq!(
             server.cluster.stats().served_ok + server.cluster.stats().served_failed,
             0

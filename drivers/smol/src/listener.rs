@@ -137,12 +137,7 @@ async fn next_request(
                 Ok(Parsed::Partial) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "fill listener: bad request head");
-                    return Err(FixedReply {
-                        status: e.status(),
-                        content_type: "text/plain; charset=utf-8",
-                        allow: None,
-                        body: bytes::Bytes::from(format!("bad request head: {e}\n")),
-                    });
+                    return Err(FixedReply::bad_head(&e));
                 }
             }
             let mut chunk = [0u8; READ_CHUNK];

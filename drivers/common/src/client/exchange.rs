@@ -157,7 +157,8 @@ pub trait Exchange: Send + Sync + 'static {
     /// Closes idle connections now and every other one when its fill ends.
     fn close(&self);
 
-    /// Peers this exchange holds connections (or a dial) for.
+    /// Peers with an open pooled connection (an idle HTTP/1.1 one, or an HTTP/2 one) or a dial
+    /// in progress; HTTP/1.1 connections busy with a fill are not pooled and not counted.
     fn connected_peers(&self) -> Vec<SocketAddr>;
 
     /// Idle HTTP/1.1 keep-alive connections pooled now, over all peers.

@@ -231,7 +231,8 @@ impl<D: Driver> FillClient<D> {
         self.inner.exchange.close();
     }
 
-    /// Peers (dialed addresses) this client currently holds connections or a dial for.
+    /// Peers (dialed addresses) with an open pooled connection (an idle HTTP/1.1 one, or an
+    /// HTTP/2 one) or a dial in progress; busy HTTP/1.1 connections are not counted.
     pub fn connected_peers(&self) -> Vec<SocketAddr> {
         self.inner.exchange.connected_peers()
     }

@@ -10,6 +10,7 @@ use orca_cluster_core::admission::{
     FILL_CONTENT_TYPE, FILL_FAILED_BODY, FILL_FAILED_STATUS, FillRequestHead, OVERLOADED_BODY,
     OVERLOADED_STATUS, Rejection, admit,
 };
+use orca_cluster_core::h1::HeadError;
 
 use super::ListenerSettings;
 use super::filler_body::FillerBody;
@@ -41,6 +42,18 @@ impl FixedReply {
             content_type: TEXT,
             allow: None,
             body: Bytes::from_static(body.as_bytes()),
+        }
+    }
+
+    /// The answer to a request head the HTTP layer refuses (the core's codec, or the same rule
+    /// applied to hyper's parse): 400, or 431 for a head too large; the connection is then
+    /// closed.
+    pub fn bad_head(e: &HeadError) -> FixedReply {
+        FixedReply {
+            status: e.status(),
+            content_type: TEXT,
+            allow: None,
+            body: Bytes::from(format!("bad request head: {e}\n")),
         }
     }
 
@@ -110,6 +123,7 @@ struct Inner {
     state: Arc<ClusterState>,
     filler: Arc<dyn Filler>,
     limit: ConcurrencyLimit,
+    max_header_bytes: usize,
 }
 
 impl fmt::Debug for FillPipeline {
@@ -134,6 +148,7 @@ impl FillPipeline {
                 state,
                 filler: Arc::new(filler),
                 limit: ConcurrencyLimit::new(settings.max_concurrent),
+                max_header_bytes: settings.max_header_bytes,
             }),
         }
     }
@@ -146,6 +161,11 @@ impl FillPipeline {
     /// The concurrency limit.
     pub fn max_concurrent(&self) -> usize {
         self.inner.limit.max()
+    }
+
+    /// The largest request head accepted, in bytes ([`ListenerSettings::max_header_bytes`]).
+    pub fn max_header_bytes(&self) -> usize {
+        self.inner.max_header_bytes
     }
 
     fn refuse(&self, reply: FixedReply) -> ReplyFuture {

@@ -56,6 +56,9 @@ impl HyperExchange {
     }
 }
 
+/// How long a failed request waits for its connection's own error: 200 ms.
+const CONNECTION_END_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// hyper's parser refuses some malformed framing fields itself (a `Content-Length` it cannot
 /// parse: `+5`, `5, 6`), before the core's rules see them; such a refusal is reported in the
 /// core's terms, as the smol driver reports it, naming the field. hyper exposes the field only
@@ -139,6 +142,10 @@ impl Exchange for HyperExchange {
             .await
             .map_err(|e| SendError::Failed(e.into()))?;
         let h1 = matches!(conn, Conn::H1(_));
+        let watch = match &conn {
+            Conn::H1(c) => c.watch.clone(),
+            Conn::H2(c) => c.watch.clone(),
+        };
         let (sent, guard) = match conn {
             Conn::H2(c) => {
                 let lease = c.watch.lease();
@@ -162,7 +169,11 @@ impl Exchange for HyperExchange {
             Conn::H1(mut c) => {
                 let lease = c.watch.lease();
                 if let Err(e) = c.send.ready().await {
-                    let e = FillError::Http(format!("{addr}: {}", describe(&e)));
+                    let why = match watch.end_error(CONNECTION_END_WAIT).await {
+                        Some(why) => why,
+                        None => describe(&e),
+                    };
+                    let e = FillError::Http(format!("{addr}: {why}"));
                     return Err(if reused {
                         SendError::Stale(e)
                     } else {
@@ -200,6 +211,14 @@ impl Exchange for HyperExchange {
                 let stale = unsent || (h1 && ended_before_response(&e));
                 let error = match refused_framing(&e) {
                     Some(malformed) => FillError::Check(malformed.into()),
+                    // The request failed because its connection ended: say why it ended (e.g.
+                    // the listener's TLS alert for a rejected client certificate).
+                    None if e.is_canceled() || e.is_closed() => {
+                        match watch.end_error(CONNECTION_END_WAIT).await {
+                            Some(why) => FillError::Http(format!("{addr}: {why}")),
+                            None => FillError::Http(format!("{addr}: {}", describe(&e))),
+                        }
+                    }
                     None => FillError::Http(format!("{addr}: {}", describe(&e))),
                 };
                 Err(if stale && reused {

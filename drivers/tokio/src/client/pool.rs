@@ -195,6 +195,22 @@ impl PeerSlot {
         conn.watch.evict();
     }
 
+    fn idle_h1(&self) -> usize {
+        lock(&self.h1_idle)
+            .iter()
+            .filter(|c| c.watch.is_usable())
+            .count()
+    }
+
+    fn holds_connection(&self) -> bool {
+        let h2 = match &*lock(&self.h2) {
+            H2State::Empty => false,
+            H2State::Connecting(_) => true,
+            H2State::Ready(c) => c.watch.is_usable(),
+        };
+        h2 || self.idle_h1() > 0
+    }
+
     fn evict(&self) {
         self.removed.store(true, Ordering::Release);
         if let H2State::Ready(c) = std::mem::replace(&mut *lock(&self.h2), H2State::Empty) {
@@ -238,16 +254,17 @@ impl Pool {
         evicted.len()
     }
 
-    /// Idle HTTP/1.1 connections over all slots.
+    /// Idle HTTP/1.1 connections still open, over all slots.
     pub(crate) fn idle_h1(&self) -> usize {
-        lock(&self.slots)
-            .values()
-            .map(|slot| lock(&slot.h1_idle).len())
-            .sum()
+        lock(&self.slots).values().map(|slot| slot.idle_h1()).sum()
     }
 
-    /// Addresses with a slot (peers dialed and not evicted).
+    /// Peers with an open pooled connection (idle HTTP/1.1, or HTTP/2) or a dial in progress.
     pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
-        lock(&self.slots).keys().copied().collect()
+        lock(&self.slots)
+            .iter()
+            .filter(|(_, slot)| slot.holds_connection())
+            .map(|(addr, _)| *addr)
+            .collect()
     }
 }

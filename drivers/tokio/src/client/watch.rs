@@ -20,6 +20,9 @@ pub(crate) struct ConnWatch {
     in_flight: AtomicUsize,
     evicted: AtomicBool,
     closed: AtomicBool,
+    /// Why the connection ended, when it ended with an error (e.g. a TLS alert the peer sent
+    /// after the handshake: a rejected client certificate).
+    error: std::sync::Mutex<Option<String>>,
     notify: Notify,
 }
 
@@ -31,6 +34,7 @@ impl ConnWatch {
             in_flight: AtomicUsize::new(0),
             evicted: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            error: std::sync::Mutex::new(None),
             notify: Notify::new(),
         })
     }
@@ -98,6 +102,8 @@ impl ConnWatch {
             result = connection => {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "fill connection ended with an error");
+                    *self.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(super::describe(&e));
                 }
             }
             _ = self.until_unwanted(idle) => {
@@ -105,6 +111,28 @@ impl ConnWatch {
             }
         }
         self.closed.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Why the connection ended, waiting at most `limit` for it to end: a request that failed
+    /// because its connection went away is reported with the connection's own error.
+    pub(crate) async fn end_error(&self, limit: Duration) -> Option<String> {
+        let wait = async {
+            loop {
+                let notified = self.notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.is_closed() {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+        self.error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -141,9 +141,10 @@ impl Connection {
             inner: io,
             heard: heard.clone(),
         };
-        let connection = self
-            .builder
-            .serve_connection(TokioIo::new(io), self.service.clone());
+        let service = self.service.clone();
+        let on_the_wire =
+            hyper::service::service_fn(move |request| service.respond_on_the_wire(request));
+        let connection = self.builder.serve_connection(TokioIo::new(io), on_the_wire);
         tokio::pin!(connection);
         let result = tokio::select! {
             result = connection.as_mut() => result,

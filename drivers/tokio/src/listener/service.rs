@@ -5,11 +5,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
 use http::{Request, Response, StatusCode};
 use orca_cluster_core::admission::FillRequestHead;
+use orca_cluster_core::h1::HeadError;
 use orca_cluster_core::wire::INTERNAL_HEADER;
-use orca_cluster_driver_common::{FillPipeline, Filler, ListenerSettings, Reply};
+use orca_cluster_driver_common::{FillPipeline, Filler, FixedReply, ListenerSettings, Reply};
 
 use super::body::FillResponseBody;
 use crate::Cluster;
@@ -52,6 +53,44 @@ fn response(reply: Reply) -> Response<FillResponseBody> {
     response
 }
 
+/// The HTTP/1.x head rules hyper does not apply itself, as the core's codec applies them
+/// (`orca_cluster_core::h1::parse_request_head`): exactly one `Host` in HTTP/1.1 (at most one in
+/// HTTP/1.0), and the head no larger than `max_head` bytes (request line and field lines as
+/// received, each with its CRLF). HTTP/2 heads are bounded by hyper's header-list limit.
+fn refused_head<B>(request: &Request<B>, target: &str, max_head: usize) -> Option<HeadError> {
+    let version = request.version();
+    if version != http::Version::HTTP_11 && version != http::Version::HTTP_10 {
+        return None;
+    }
+    let headers = request.headers();
+    let hosts = headers.get_all(HOST).iter().count();
+    if hosts > 1 || (version == http::Version::HTTP_11 && hosts == 0) {
+        return Some(HeadError::Malformed { part: "host" });
+    }
+    // `GET <target> HTTP/1.1\r\n`, `name: value\r\n` per field, the closing `\r\n`.
+    let line = request.method().as_str().len() + 1 + target.len() + 1 + 8 + 2;
+    let fields: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    (line + fields + 2 > max_head).then_some(HeadError::TooLarge { limit: max_head })
+}
+
+/// The raw request target: HTTP/2's `:path` (hyper adds `:scheme` and `:authority` to the
+/// URI); HTTP/1.x's request-target as sent, absolute-form included.
+fn request_target<B>(request: &Request<B>) -> std::borrow::Cow<'_, str> {
+    let uri = request.uri();
+    let http1 = matches!(
+        request.version(),
+        http::Version::HTTP_09 | http::Version::HTTP_10 | http::Version::HTTP_11
+    );
+    if http1 && uri.scheme().is_some() {
+        std::borrow::Cow::Owned(uri.to_string())
+    } else {
+        std::borrow::Cow::Borrowed(uri.path_and_query().map_or("", |pq| pq.as_str()))
+    }
+}
+
 impl FillService {
     /// A service answering for `cluster`'s current snapshot with `filler`; at most
     /// `settings.max_concurrent` fills at once (the other settings concern connections and
@@ -78,25 +117,30 @@ impl FillService {
         self.pipeline.in_flight()
     }
 
+    /// Answers `request` as [`FillService::respond`] does, after the HTTP/1.x head rules hyper
+    /// does not apply itself and the core's codec applies to the smol driver's requests
+    /// (`orca_cluster_core::h1::parse_request_head`): exactly one `Host` in HTTP/1.1 (at most one
+    /// in HTTP/1.0), and a head no larger than [`ListenerSettings::max_header_bytes`] (request
+    /// line and field lines, each with its CRLF); a refused head is answered 400 or 431 with
+    /// `Connection: close`. The fill listener serves with these rules; an application that
+    /// mounts the service in its own server leaves them to that server.
+    pub(crate) fn respond_on_the_wire<B>(&self, request: Request<B>) -> ResponseFuture {
+        let target = request_target(&request);
+        if let Some(refused) = refused_head(&request, &target, self.pipeline.max_header_bytes()) {
+            let mut refusal = response(Reply::Fixed(FixedReply::bad_head(&refused)));
+            refusal
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return Box::pin(std::future::ready(Ok(refusal)));
+        }
+        self.respond(request)
+    }
+
     /// Answers `request` (the body is not read). Admission sees the raw request target (the
     /// HTTP/1.1 request-target or the HTTP/2 `:path`; an absolute-form target is passed whole)
     /// and every `x-orca-internal` value.
     pub fn respond<B>(&self, request: Request<B>) -> ResponseFuture {
-        let uri = request.uri();
-        let absolute;
-        // Over HTTP/1.x a scheme means an absolute-form target, passed whole (and refused); an
-        // HTTP/2 URI always carries `:scheme`, and its target is the `:path`.
-        let http1 = matches!(
-            request.version(),
-            http::Version::HTTP_09 | http::Version::HTTP_10 | http::Version::HTTP_11
-        );
-        let target = match uri.scheme() {
-            Some(_) if http1 => {
-                absolute = uri.to_string();
-                absolute.as_str()
-            }
-            _ => uri.path_and_query().map_or("", |pq| pq.as_str()),
-        };
+        let target = request_target(&request);
         let internal: Vec<&[u8]> = request
             .headers()
             .get_all(INTERNAL_HEADER)
@@ -105,7 +149,7 @@ impl FillService {
             .collect();
         let head = FillRequestHead {
             method: request.method().as_str(),
-            target,
+            target: &target,
             internal_header: &internal,
         };
         let reply = self.pipeline.respond(&head);
