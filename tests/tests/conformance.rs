@@ -3,14 +3,14 @@
 //! driver (`tokio_driver::<case>` and `smol_driver::<case>`).
 //!
 //! Cases:
-//! - membership against the test DNS server (DESIGN 3.4): initial snapshot, changes at the next
+//! - membership against the test DNS server (the core's membership rules): initial snapshot, changes at the next
 //!   refresh, NXDOMAIN / SERVFAIL / no reply keeping the stale set for `max_stale_refreshes`
 //!   failures then `[self]`, bootstrap failure, invalid configuration;
 //! - fills between 3 replicas verified against `SyntheticOrigin::chunk_bytes`, 409 from a
-//!   replica that does not coordinate, listener admission byte by byte (DESIGN 3.6), aborted
+//!   replica that does not coordinate, listener admission byte by byte (`core::admission`), aborted
 //!   responses for bad filler streams;
 //! - the client against a misbehaving raw server: request wire form, truncated and over-long
-//!   bodies, lying lengths, stray bytes after a body, error statuses (DESIGN 3.5, 7);
+//!   bodies, lying lengths, stray bytes after a body, error statuses (`core::fill`);
 //! - mutual TLS: members accepted, a client certificate from another CA rejected;
 //! - close: idempotent, subscriptions end with `None`, later fills fail with `Closed`.
 //!
@@ -571,7 +571,7 @@ mod cases {
         stop_all(replicas).await;
     }
 
-    /// DESIGN 3.6 through a raw HTTP/1.1 client: 404, 405, 400 (header), 400 (query, naming the
+    /// The admission rules (`core::admission`) through a raw HTTP/1.1 client: 404, 405, 400 (header), 400 (query, naming the
     /// parameter), 409, then 200 with the right headers and bytes; the checks apply in order.
     pub(super) async fn listener_admission_in_order<D: Driver>() {
         let listener = bind_local::<D>(1).await.pop().unwrap();
@@ -858,7 +858,7 @@ mod cases {
         cluster.close(SOON).await.unwrap();
     }
 
-    /// DESIGN 3.5: a 2xx body that ends early is `Truncated { got, expected }` — also when it
+    /// The body check (`core::fill`): a 2xx body that ends early is `Truncated { got, expected }` — also when it
     /// was framed by `Content-Length` and the peer closed the connection (a clean FIN) after
     /// half of it. The same peer fault must give the same error kind (`FillError::kind`, used
     /// for metrics) on both drivers.
