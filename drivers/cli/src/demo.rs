@@ -272,7 +272,7 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
         });
     }
     println!(
-        "[2/5] replicas listening on port {port} (plain h2c; production uses mutual TLS): {}",
+        "[2/5] replicas listening on port {port} (plain HTTP/1.1; production uses mutual TLS): {}",
         replicas
             .iter()
             .map(|r| format!("{} {}", r.name, r.ip))
