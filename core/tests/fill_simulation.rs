@@ -20,11 +20,24 @@
 //! Once DNS is stable and every replica has refreshed, all replicas hold exactly the live pods,
 //! agree on every coordinator, and every request is admitted: no 409, no fallback.
 //!
+//! The cluster (pods joining and leaving, DNS records lagging them, the driving loop) and the
+//! seeded RNG are shared with the membership simulation (`sim/cluster.rs`, `sim/rng.rs`); the
+//! DNS answers, the replicas' drain and the fills are this simulation's own.
+//!
 //! `ORCA_SIM_SEED=<n>` replays one seed; `ORCA_SIM_SEEDS=<n>` runs seeds `0..n` (default 300).
 //! Every failure names its seed and the replay command.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+// Shared with the membership simulation (`simulation.rs`), which uses parts of them this test
+// does not (`Rng::new`, dual-stack clusters).
+#[allow(dead_code)]
+#[path = "sim/cluster.rs"]
+mod cluster;
+#[allow(dead_code)]
+#[path = "sim/rng.rs"]
+mod rng;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use orca_cluster_core::admission::{
@@ -35,108 +48,24 @@ use orca_cluster_core::fill::{
 };
 use orca_cluster_core::wire::{FILL_PATH, FillQuery, INTERNAL_HEADER, decode_query};
 use orca_cluster_core::{
-    ChunkError, ChunkKey, Instant, LookupAnswer, LookupFailure, LookupId, Membership,
-    MembershipConfig, MembershipEvent, PeerAddr, Scoring, Snapshot,
+    ChunkError, ChunkKey, Instant, IpFamily, LookupAnswer, LookupFailure, LookupId,
+    MembershipEvent, PeerAddr, Scoring, Snapshot,
 };
 
-const SERVICE: &str = "orca-peers.default.svc.cluster.local";
+use cluster::{Cluster, ClusterParams, Family, Pod, SERVICE, Simulation};
+use rng::{Rng, for_each_seed};
+
 /// Every pod's fill listener port (DNS records carry no port).
 const LISTEN_PORT: u16 = 8444;
 const DEFAULT_SEEDS: u64 = 300;
-
-// ---- a tiny deterministic PRNG (SplitMix64) ----
-
-#[derive(Clone, Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        // Mixed so that seeds 0, 1, 2, ... do not start on related states.
-        let mut r = Rng(seed ^ 0x243f_6a88_85a3_08d3);
-        r.next_u64();
-        r
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (0 when `n == 0`); the modulo bias is irrelevant here.
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-
-    /// True with probability `per_mille / 1000`.
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
-        }
-    }
-}
-
-/// `ORCA_SIM_SEED=<n>` replays one seed; otherwise `0..ORCA_SIM_SEEDS` (default `default_count`).
-fn seeds(default_count: u64) -> Vec<u64> {
-    if let Ok(one) = std::env::var("ORCA_SIM_SEED") {
-        let seed = one
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("ORCA_SIM_SEED={one:?}: {e}"));
-        return vec![seed];
-    }
-    let count = match std::env::var("ORCA_SIM_SEEDS") {
-        Ok(n) => n
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("ORCA_SIM_SEEDS={n:?}: {e}")),
-        Err(_) => default_count,
-    };
-    (0..count).collect()
-}
+/// Salt of this simulation's random streams: its seed `n` is not the membership simulation's.
+const STREAM_SALT: u64 = 0x243f_6a88_85a3_08d3;
 
 // ---- parameters ----
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Family {
-    V4,
-    V6,
-    /// IPv4 pods; DNS sometimes answers (and replicas sometimes configure their own IP) in the
-    /// IPv4-mapped IPv6 form.
-    V4Mapped,
-}
-
+/// This simulation's own parameters (the cluster's are [`ClusterParams`]).
 #[derive(Clone, Debug)]
 struct Params {
-    refresh: Duration,
-    /// Always below `refresh` here, so the convergence bound is `refresh + lookup_timeout`.
-    lookup_timeout: Duration,
-    max_stale: u32,
-    scoring: Scoring,
-    family: Family,
-    initial_pods: usize,
-    min_pods: usize,
-    max_pods: usize,
-    /// Length of the churn phase.
-    chaos: Duration,
-    /// Mean time between pod joins and leaves.
-    churn_every: Duration,
     /// Per mille of lookups during churn that fail, that get no answer, that answer a subset.
     fail: u64,
     drop: u64,
@@ -147,58 +76,59 @@ struct Params {
     max_delay: Duration,
 }
 
-impl Params {
-    fn from_seed(rng: &mut Rng) -> Params {
-        let refresh = rng.range(300, 5_000);
-        let scoring = if rng.chance(100) {
-            Scoring::GoCompat
-        } else {
-            Scoring::Xxh3
-        };
-        let chaos = rng.range(5_000, 40_000);
-        // About 200 requests in the churn phase (fewer with go-compat: a SHA-256 per peer per
-        // lookup is slow in debug builds).
-        let requests = if scoring == Scoring::GoCompat {
-            50
-        } else {
-            200
-        };
-        Params {
-            refresh: Duration::from_millis(refresh),
-            lookup_timeout: Duration::from_millis(rng.range(20, refresh - 1)),
-            max_stale: rng.range(0, 4) as u32,
-            scoring,
-            family: *rng.pick(&[Family::V4, Family::V6, Family::V4Mapped]),
-            initial_pods: rng.range(2, 8) as usize,
-            min_pods: 2,
-            max_pods: 10,
-            chaos: Duration::from_millis(chaos),
-            churn_every: Duration::from_millis(rng.range(1_000, 8_000)),
-            fail: rng.range(0, 60),
-            drop: rng.range(0, 30),
-            partial: rng.range(0, 60),
-            request_every: Duration::from_millis((chaos / requests).max(1)),
-            max_delay: Duration::from_millis(rng.range(0, 50)),
-        }
-    }
-
-    /// After DNS becomes stable: the lookup in flight then was requested at most `refresh`
-    /// earlier, so the next one is requested within `refresh` and answered (correctly) within
-    /// `lookup_timeout`.
-    fn convergence_bound(&self) -> Duration {
-        self.refresh + self.lookup_timeout + Duration::from_millis(1)
-    }
+/// The parameters of one run, drawn from the seed. The lookup timeout is always below the
+/// refresh interval here.
+fn draw_params(rng: &mut Rng) -> (ClusterParams, Params) {
+    let refresh = rng.range(300, 5_000);
+    let scoring = if rng.chance(100) {
+        Scoring::GoCompat
+    } else {
+        Scoring::Xxh3
+    };
+    let chaos = rng.range(5_000, 40_000);
+    // About 200 requests in the churn phase (fewer with go-compat: a SHA-256 per peer per
+    // lookup is slow in debug builds).
+    let requests = if scoring == Scoring::GoCompat {
+        50
+    } else {
+        200
+    };
+    let lookup_timeout = rng.range(20, refresh - 1);
+    let max_stale = rng.range(0, 4) as u32;
+    let family = *rng.pick(&[Family::V4, Family::V6, Family::V4Mapped]);
+    let initial_pods = rng.range(2, 8) as usize;
+    let churn_every = rng.range(1_000, 8_000);
+    let cluster = ClusterParams {
+        family,
+        ip_family: IpFamily::Any,
+        refresh: Duration::from_millis(refresh),
+        lookup_timeout: Duration::from_millis(lookup_timeout),
+        max_stale,
+        scoring,
+        initial_pods,
+        min_pods: 2,
+        max_pods: 10,
+        chaos: Duration::from_millis(chaos),
+        churn_every: Duration::from_millis(churn_every),
+    };
+    let params = Params {
+        fail: rng.range(0, 60),
+        drop: rng.range(0, 30),
+        partial: rng.range(0, 60),
+        request_every: Duration::from_millis((chaos / requests).max(1)),
+        max_delay: Duration::from_millis(rng.range(0, 50)),
+    };
+    (cluster, params)
 }
 
 // ---- the world ----
 
-struct Pod {
-    /// Canonical IP (IPv4 for IPv4-mapped).
-    ip: IpAddr,
-    machine: Membership,
-    alive: bool,
-    wake: Option<Instant>,
-    /// The lookup this pod's driver holds: taken, not yet answered or abandoned.
+/// A replica of this simulation: its pod, and what its driver keeps.
+type Replica = Pod<Driver>;
+
+#[derive(Default)]
+struct Driver {
+    /// The lookup the driver holds: taken, not yet answered or abandoned.
     held: Option<LookupId>,
 }
 
@@ -218,22 +148,14 @@ struct InFlight {
 
 #[derive(Debug)]
 enum Ev {
+    /// A lookup's answer (or failure), as it arrives at pod `pod`.
     Answer {
         pod: usize,
         id: LookupId,
         answer: LookupAnswer,
     },
-    DnsAdd(IpAddr),
-    DnsRemove(IpAddr),
-    Churn,
-    Stabilize,
     Request,
     Deliver(Box<InFlight>),
-}
-
-enum Due {
-    Event(Ev),
-    Wake(usize),
 }
 
 /// What happened to the fill requests of one run (or of all runs).
@@ -283,168 +205,54 @@ impl Counts {
 }
 
 struct World {
-    seed: u64,
+    cluster: Cluster<Ev>,
     params: Params,
-    rng: Rng,
-    now: Instant,
-    pods: Vec<Pod>,
-    /// The A/AAAA records of the headless Service (as DNS holds them).
-    dns: BTreeSet<IpAddr>,
-    stable: bool,
-    /// When DNS becomes stable (the end of churn).
-    stable_at: Instant,
+    pods: Vec<Replica>,
     converged: bool,
     requests_until: Instant,
-    queue: BTreeMap<(Instant, u64), Ev>,
-    seq: u64,
-    next_host: u32,
     counts: Counts,
 }
 
 impl World {
     fn new(seed: u64) -> World {
-        let mut rng = Rng::new(seed);
-        let params = Params::from_seed(&mut rng);
+        let mut rng = Rng::salted(seed, STREAM_SALT);
+        let (cluster, params) = draw_params(&mut rng);
         let mut w = World {
-            seed,
+            cluster: Cluster::new(seed, rng, cluster),
             params,
-            rng,
-            now: Instant::from_millis(1_000),
             pods: Vec::new(),
-            dns: BTreeSet::new(),
-            stable: false,
-            stable_at: Instant::ZERO,
             converged: false,
             requests_until: Instant::ZERO,
-            queue: BTreeMap::new(),
-            seq: 0,
-            next_host: 1,
             counts: Counts::default(),
         };
-        for _ in 0..w.params.initial_pods {
-            let ip = w.start_pod();
-            if w.rng.chance(700) {
-                w.dns.insert(ip);
-            } else {
-                let lag = w.ms(0, 1_000);
-                w.schedule(lag, Ev::DnsAdd(ip));
-            }
-        }
-        let chaos = w.params.chaos;
-        w.stable_at = w.now + chaos;
-        w.schedule(chaos, Ev::Stabilize);
-        let first = w.churn_delay();
-        w.schedule(first, Ev::Churn);
+        w.start_cluster();
         w
     }
 
-    #[track_caller]
-    fn fail(&self, what: impl std::fmt::Display) -> ! {
-        panic!(
-            "seed {}: at {:?}: {what}\n  params: {:?}\n  replay: ORCA_SIM_SEED={} cargo test -p orca-cluster-core --test fill_simulation",
-            self.seed, self.now, self.params, self.seed
-        )
-    }
-
-    #[track_caller]
-    fn check(&self, ok: bool, what: impl FnOnce() -> String) {
-        if !ok {
-            self.fail(what());
-        }
-    }
-
-    fn ms(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(self.rng.range(lo, hi))
-    }
-
-    fn churn_delay(&mut self) -> Duration {
-        let mean = self.params.churn_every.as_millis() as u64;
-        self.ms(mean / 4, mean * 2)
+    /// After DNS becomes stable: the lookup in flight then was requested at most `refresh`
+    /// earlier, so the next one is requested within `refresh` and answered (correctly) within
+    /// `lookup_timeout` (always below `refresh` here).
+    fn convergence_bound(&self) -> Duration {
+        self.cluster.params.refresh + self.cluster.params.lookup_timeout + Duration::from_millis(1)
     }
 
     fn request_delay(&mut self) -> Duration {
         let mean = self.params.request_every.as_millis() as u64;
-        self.ms(0, 2 * mean)
-    }
-
-    fn schedule(&mut self, after: Duration, ev: Ev) {
-        self.seq += 1;
-        self.queue.insert((self.now + after, self.seq), ev);
-    }
-
-    fn live_ips(&self) -> BTreeSet<IpAddr> {
-        self.pods.iter().filter(|p| p.alive).map(|p| p.ip).collect()
-    }
-
-    fn live(&self) -> Vec<usize> {
-        (0..self.pods.len())
-            .filter(|&i| self.pods[i].alive)
-            .collect()
-    }
-
-    fn host_ip(&mut self) -> IpAddr {
-        // Sometimes reuse the address of a pod that left (Kubernetes recycles pod IPs).
-        let live = self.live_ips();
-        let dead: Vec<IpAddr> = self
-            .pods
-            .iter()
-            .filter(|p| !p.alive && !live.contains(&p.ip))
-            .map(|p| p.ip)
-            .collect();
-        if !dead.is_empty() && self.rng.chance(200) {
-            return *self.rng.pick(&dead);
-        }
-        let n = self.next_host;
-        self.next_host += 1;
-        match self.params.family {
-            Family::V4 | Family::V4Mapped => {
-                IpAddr::V4(Ipv4Addr::new(10, 244, (n >> 8) as u8, n as u8))
-            }
-            Family::V6 => IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0x244, 0, 0, 0, 0, n as u16)),
-        }
-    }
-
-    /// Starts a pod (its DNS record is the caller's business) and returns its IP.
-    fn start_pod(&mut self) -> IpAddr {
-        let ip = self.host_ip();
-        let configured = match (self.params.family, ip) {
-            (Family::V4Mapped, IpAddr::V4(v4)) if self.rng.chance(500) => {
-                IpAddr::V6(v4.to_ipv6_mapped())
-            }
-            _ => ip,
-        };
-        let mut config = MembershipConfig::new(SERVICE, [configured]);
-        config.membership_refresh = self.params.refresh;
-        config.lookup_timeout = self.params.lookup_timeout;
-        config.max_stale_refreshes = self.params.max_stale;
-        config.scoring = self.params.scoring;
-        let machine = Membership::new(&config, self.now)
-            .unwrap_or_else(|e| self.fail(format!("valid config rejected: {e}")));
-        self.pods.push(Pod {
-            ip,
-            machine,
-            alive: true,
-            wake: None,
-            held: None,
-        });
-        let i = self.pods.len() - 1;
-        // Construction queued the first lookup: drain like after any input.
-        self.drain(i);
-        ip
+        self.cluster.ms(0, 2 * mean)
     }
 
     /// The DNS answer to a lookup requested now, and when it arrives (`None`: never).
     fn dns_answer(&mut self) -> Option<(Duration, LookupAnswer)> {
         // Strictly before the deadline: an answer at the deadline races the timeout.
-        let timeout = self.params.lookup_timeout.as_millis() as u64;
-        let latency = self.ms(1, timeout - 1);
-        let mut records: Vec<IpAddr> = self.dns.iter().copied().collect();
-        if !self.stable {
-            if self.rng.chance(self.params.drop) {
+        let timeout = self.cluster.params.lookup_timeout.as_millis() as u64;
+        let latency = self.cluster.ms(1, timeout - 1);
+        let mut records: Vec<IpAddr> = self.cluster.dns.iter().copied().collect();
+        if !self.cluster.stable {
+            if self.cluster.rng.chance(self.params.drop) {
                 return None;
             }
-            if self.rng.chance(self.params.fail) {
-                let kind = *self.rng.pick(&[
+            if self.cluster.rng.chance(self.params.fail) {
+                let kind = *self.cluster.rng.pick(&[
                     LookupFailure::ServFail,
                     LookupFailure::Refused,
                     LookupFailure::NxDomain,
@@ -452,8 +260,8 @@ impl World {
                 ]);
                 return Some((latency, LookupAnswer::Failed(kind)));
             }
-            if self.rng.chance(self.params.partial) {
-                records.retain(|_| self.rng.chance(600));
+            if self.cluster.rng.chance(self.params.partial) {
+                records.retain(|_| self.cluster.rng.chance(600));
             }
         }
         if records.is_empty() {
@@ -463,18 +271,19 @@ impl World {
             .into_iter()
             .map(|ip| match ip {
                 IpAddr::V4(v4)
-                    if self.params.family == Family::V4Mapped && self.rng.chance(300) =>
+                    if self.cluster.params.family == Family::V4Mapped
+                        && self.cluster.rng.chance(300) =>
                 {
                     PeerAddr::from_ip(IpAddr::V6(v4.to_ipv6_mapped()))
                 }
                 ip => PeerAddr::from_ip(ip),
             })
             .collect();
-        if self.rng.chance(100) {
-            let dup = *self.rng.pick(&addrs);
+        if self.cluster.rng.chance(100) {
+            let dup = *self.cluster.rng.pick(&addrs);
             addrs.push(dup);
         }
-        self.rng.shuffle(&mut addrs);
+        self.cluster.rng.shuffle(&mut addrs);
         Some((latency, LookupAnswer::Records(addrs)))
     }
 
@@ -482,15 +291,18 @@ impl World {
     /// abandoned lookups are dropped (their answers never arrive), events are counted, and the
     /// next wake-up must be later than now.
     fn drain(&mut self, i: usize) {
-        let now = self.now;
+        let now = self.cluster.now;
         while let Some(req) = self.pods[i].machine.poll_lookup() {
             self.check(req.name == SERVICE, || format!("lookup of {:?}", req.name));
-            self.check(self.pods[i].held.is_none(), || {
-                format!("lookup {:?} while {:?} is held", req.id, self.pods[i].held)
+            self.check(self.pods[i].driver.held.is_none(), || {
+                format!(
+                    "lookup {:?} while {:?} is held",
+                    req.id, self.pods[i].driver.held
+                )
             });
-            self.pods[i].held = Some(req.id);
+            self.pods[i].driver.held = Some(req.id);
             if let Some((after, answer)) = self.dns_answer() {
-                self.schedule(
+                self.cluster.schedule(
                     after,
                     Ev::Answer {
                         pod: i,
@@ -502,16 +314,16 @@ impl World {
         }
         while let Some(id) = self.pods[i].machine.poll_abandoned() {
             // The driver drops the lookup: its answer never arrives.
-            self.check(self.pods[i].held == Some(id), || {
+            self.check(self.pods[i].driver.held == Some(id), || {
                 format!(
                     "abandoned {id:?}, but the driver holds {:?}",
-                    self.pods[i].held
+                    self.pods[i].driver.held
                 )
             });
-            self.pods[i].held = None;
+            self.pods[i].driver.held = None;
             self.counts.abandoned_lookups += 1;
-            self.queue.retain(
-                |_, ev| !matches!(ev, Ev::Answer { pod, id: answered, .. } if *pod == i && *answered == id),
+            self.cluster.cancel(
+                |ev| matches!(ev, Ev::Answer { pod, id: answered, .. } if *pod == i && *answered == id),
             );
         }
         while let Some(ev) = self.pods[i].machine.poll_event() {
@@ -535,136 +347,6 @@ impl World {
         self.pods[i].wake = wake;
     }
 
-    fn churn(&mut self) {
-        let live = self.live();
-        let join = live.len() < self.params.max_pods
-            && (live.len() <= self.params.min_pods || self.rng.chance(500));
-        if join {
-            let ip = self.start_pod();
-            let lag = self.ms(0, 3_000);
-            self.schedule(lag, Ev::DnsAdd(ip));
-        } else {
-            let i = *self.rng.pick(&live);
-            let now = self.now;
-            self.pods[i].machine.handle_shutdown(now);
-            self.pods[i].alive = false;
-            self.drain(i);
-            let ip = self.pods[i].ip;
-            let lag = self.ms(0, 5_000);
-            self.schedule(lag, Ev::DnsRemove(ip));
-        }
-    }
-
-    fn deliver_event(&mut self, ev: Ev) {
-        match ev {
-            Ev::Answer { pod, id, answer } => {
-                self.check(self.pods[pod].held == Some(id), || {
-                    format!(
-                        "answer to {id:?}, but the driver holds {:?}",
-                        self.pods[pod].held
-                    )
-                });
-                self.pods[pod].held = None;
-                let now = self.now;
-                self.pods[pod].machine.handle_lookup(now, id, answer);
-                self.drain(pod);
-            }
-            Ev::DnsAdd(ip) => {
-                // A late add for a pod that already left is dropped.
-                if self.live_ips().contains(&ip) {
-                    self.dns.insert(ip);
-                }
-            }
-            Ev::DnsRemove(ip) => {
-                // A late remove for an IP a new pod reuses is dropped.
-                if !self.live_ips().contains(&ip) {
-                    self.dns.remove(&ip);
-                }
-            }
-            Ev::Churn => {
-                self.churn();
-                let next = self.churn_delay();
-                if self.now + next < self.stable_at {
-                    self.schedule(next, Ev::Churn);
-                }
-            }
-            Ev::Stabilize => {
-                self.stable = true;
-                // DNS settles on exactly the live pods; lagging record changes are moot.
-                self.dns = self.live_ips();
-                self.queue
-                    .retain(|_, ev| !matches!(ev, Ev::DnsAdd(_) | Ev::DnsRemove(_) | Ev::Churn));
-            }
-            Ev::Request => {
-                self.send_request();
-                let next = self.request_delay();
-                if self.now + next < self.requests_until {
-                    self.schedule(next, Ev::Request);
-                }
-            }
-            Ev::Deliver(f) => self.receive(*f),
-        }
-    }
-
-    fn wake(&mut self, i: usize) {
-        let pod = &self.pods[i];
-        if !pod.alive || pod.wake.is_none_or(|t| t > self.now) {
-            return;
-        }
-        let now = self.now;
-        self.pods[i].machine.handle_timeout(now);
-        self.drain(i);
-    }
-
-    /// Runs every input due at or before `until`, then leaves the clock at `until`.
-    fn run_until(&mut self, until: Instant) {
-        let mut inputs_at_instant = 0u32;
-        loop {
-            let next_ev = self.queue.keys().next().map(|&(t, _)| t);
-            let next_wake = self
-                .pods
-                .iter()
-                .filter(|p| p.alive)
-                .filter_map(|p| p.wake)
-                .min();
-            let Some(next) = [next_ev, next_wake].into_iter().flatten().min() else {
-                break;
-            };
-            if next > until {
-                break;
-            }
-            if next == self.now {
-                inputs_at_instant += 1;
-                self.check(inputs_at_instant < 10_000, || "livelock".into());
-            } else {
-                inputs_at_instant = 0;
-            }
-            self.now = next;
-            let mut due: Vec<Due> = Vec::new();
-            while let Some(entry) = self.queue.first_entry() {
-                if entry.key().0 != next {
-                    break;
-                }
-                due.push(Due::Event(entry.remove()));
-            }
-            for (i, p) in self.pods.iter().enumerate() {
-                if p.alive && p.wake.is_some_and(|t| t <= next) {
-                    due.push(Due::Wake(i));
-                }
-            }
-            self.rng.shuffle(&mut due);
-            for d in due {
-                match d {
-                    Due::Event(ev) => self.deliver_event(ev),
-                    Due::Wake(i) => self.wake(i),
-                }
-            }
-        }
-        if until > self.now {
-            self.now = until;
-        }
-    }
-
     // ---- fills ----
 
     /// A random chunk and object size; about 3% of chunks start at or past the end.
@@ -677,34 +359,36 @@ impl World {
             let n = rng.range(min, max);
             (0..n).map(|_| *rng.pick(ALPHABET)).collect()
         };
-        let chunk_size = match self.rng.below(6) {
+        let chunk_size = match self.cluster.rng.below(6) {
             0 => 1,
             1 => 7,
             2 => 4096,
             3 => 8 << 20,
-            4 => self.rng.range(1, 1 << 40),
-            _ => self.rng.range(1, u64::MAX / 2),
+            4 => self.cluster.rng.range(1, 1 << 40),
+            _ => self.cluster.rng.range(1, u64::MAX / 2),
         };
-        let object_size = match self.rng.below(4) {
+        let object_size = match self.cluster.rng.below(4) {
             0 => u64::MAX,
-            1 => self.rng.range(1, chunk_size),
+            1 => self.cluster.rng.range(1, chunk_size),
             _ => {
                 let max = u128::from(chunk_size) * 1000;
-                self.rng.range(1, u64::try_from(max).unwrap_or(u64::MAX))
+                self.cluster
+                    .rng
+                    .range(1, u64::try_from(max).unwrap_or(u64::MAX))
             }
         };
         let chunks = ChunkKey::chunk_count(object_size, chunk_size);
-        let index = if self.rng.chance(30) {
+        let index = if self.cluster.rng.chance(30) {
             // Past the end (the requester must not send it).
-            chunks.saturating_add(self.rng.below(3))
+            chunks.saturating_add(self.cluster.rng.below(3))
         } else {
-            self.rng.below(chunks)
+            self.cluster.rng.below(chunks)
         };
         let key = ChunkKey {
-            origin_id: text(&mut self.rng, 1, 6),
-            bucket: text(&mut self.rng, 0, 6),
-            object_key: text(&mut self.rng, 1, 40),
-            etag: text(&mut self.rng, 0, 34),
+            origin_id: text(&mut self.cluster.rng, 1, 6),
+            bucket: text(&mut self.cluster.rng, 0, 6),
+            object_key: text(&mut self.cluster.rng, 1, 40),
+            etag: text(&mut self.cluster.rng, 0, 34),
             chunk_size,
             index,
         };
@@ -712,14 +396,20 @@ impl World {
     }
 
     fn send_request(&mut self) {
-        let live = self.live();
-        let from = *self.rng.pick(&live);
+        let live = self.live_pods();
+        let from = *self.cluster.rng.pick(&live);
         let (key, object_size) = self.random_chunk();
         let snap = self.pods[from].machine.snapshot().clone();
         let coordinator = *snap.coordinator(&key);
         let after_convergence = self.converged;
         if after_convergence {
-            self.check_agreement(&key, (coordinator.ip, coordinator.port));
+            let agreed = self.check_one_coordinator(&key);
+            self.check(agreed == (coordinator.ip, coordinator.port), || {
+                format!(
+                    "after convergence pod {} names {coordinator} the coordinator of {key:?}, the others {agreed:?}",
+                    self.pods[from].ip
+                )
+            });
         }
 
         // The chunk's length, computed here without the crate.
@@ -800,8 +490,8 @@ impl World {
         }
 
         let delay = self.params.max_delay.as_millis() as u64;
-        let delay = self.ms(0, delay);
-        self.schedule(
+        let delay = self.cluster.ms(0, delay);
+        self.cluster.schedule(
             delay,
             Ev::Deliver(Box::new(InFlight {
                 from,
@@ -905,50 +595,79 @@ impl World {
             self.counts.fallbacks_after_convergence += 1;
         }
     }
+}
 
-    /// Every live replica names `coordinator` as the coordinator of `key`, and exactly that
-    /// replica claims it.
-    fn check_agreement(&self, key: &ChunkKey, coordinator: (IpAddr, u16)) {
-        let mut claimers = Vec::new();
-        for i in self.live() {
-            let snap = self.pods[i].machine.snapshot();
-            let c = snap.coordinator(key);
-            self.check((c.ip, c.port) == coordinator, || {
-                format!(
-                    "after convergence pod {} names {c} the coordinator of {key:?}, not {coordinator:?}",
-                    self.pods[i].ip
-                )
-            });
-            if snap.is_coordinator(key) {
-                claimers.push(self.pods[i].ip);
-            }
-        }
-        self.check(claimers == [coordinator.0], || {
-            format!("coordinator {coordinator:?}, claimed by {claimers:?}")
-        });
+impl Simulation for World {
+    type Driver = Driver;
+    type Event = Ev;
+
+    fn cluster(&self) -> &Cluster<Ev> {
+        &self.cluster
     }
 
-    /// Every live replica holds exactly the live pods and is not failing.
-    fn check_converged(&self) {
-        let want: Vec<(IpAddr, u16)> = self.live_ips().into_iter().map(|ip| (ip, 0)).collect();
-        for i in self.live() {
-            let m = &self.pods[i].machine;
-            let got: Vec<(IpAddr, u16)> = m
-                .snapshot()
-                .peers()
-                .iter()
-                .map(|p| (p.ip, p.port))
-                .collect();
-            self.check(got == want, || {
-                format!(
-                    "pod {} did not converge: has {got:?}, DNS holds {want:?}",
-                    self.pods[i].ip
-                )
-            });
-            self.check(m.has_initial_snapshot() && m.failure_streak() == 0, || {
-                format!("pod {}: no initial snapshot, or failing", self.pods[i].ip)
-            });
+    fn cluster_mut(&mut self) -> &mut Cluster<Ev> {
+        &mut self.cluster
+    }
+
+    fn pods(&self) -> &[Replica] {
+        &self.pods
+    }
+
+    #[track_caller]
+    fn fail(&self, what: impl std::fmt::Display) -> ! {
+        self.cluster.fail(format_args!(
+            "{what}\n  requests and DNS failures: {:?}",
+            self.params
+        ))
+    }
+
+    fn start_pod(&mut self, ip: IpAddr) {
+        let machine = self
+            .cluster
+            .start_machine(ip)
+            .unwrap_or_else(|e| self.fail(format!("valid config rejected: {e}")));
+        self.pods.push(Pod::new(ip, machine, Driver::default()));
+        let i = self.pods.len() - 1;
+        // Construction queued the first lookup: drain like after any input.
+        self.drain(i);
+    }
+
+    fn stop_pod(&mut self, i: usize) {
+        let now = self.cluster.now;
+        self.pods[i].machine.handle_shutdown(now);
+        self.pods[i].alive = false;
+        self.drain(i);
+    }
+
+    fn deliver(&mut self, ev: Ev) {
+        match ev {
+            Ev::Answer { pod, id, answer } => {
+                self.check(self.pods[pod].driver.held == Some(id), || {
+                    format!(
+                        "answer to {id:?}, but the driver holds {:?}",
+                        self.pods[pod].driver.held
+                    )
+                });
+                self.pods[pod].driver.held = None;
+                let now = self.cluster.now;
+                self.pods[pod].machine.handle_lookup(now, id, answer);
+                self.drain(pod);
+            }
+            Ev::Request => {
+                self.send_request();
+                let next = self.request_delay();
+                if self.cluster.now + next < self.requests_until {
+                    self.cluster.schedule(next, Ev::Request);
+                }
+            }
+            Ev::Deliver(f) => self.receive(*f),
         }
+    }
+
+    fn wake(&mut self, i: usize) {
+        let now = self.cluster.now;
+        self.pods[i].machine.handle_timeout(now);
+        self.drain(i);
     }
 }
 
@@ -970,30 +689,30 @@ fn admit_request(d: &FillDescriptor, snapshot: &Snapshot) -> Result<Admitted, Re
 /// One seed: churn with requests, convergence, then requests on the converged cluster.
 fn run_seed(seed: u64) -> Counts {
     let mut w = World::new(seed);
-    let converged_at = w.stable_at + w.params.convergence_bound();
+    let converged_at = w.cluster.stable_at + w.convergence_bound();
     w.requests_until = converged_at;
     let first = w.request_delay();
-    w.schedule(first, Ev::Request);
+    w.cluster.schedule(first, Ev::Request);
     w.run_until(converged_at);
-    w.check_converged();
+    w.check_holds_live_pods();
 
     // The converged cluster: every request admitted, every replica agreeing.
     w.converged = true;
-    let after = 2 * w.params.refresh;
+    let after = 2 * w.cluster.params.refresh;
     w.requests_until = converged_at + after;
     let mean = w.params.request_every.as_millis() as u64;
     // About 40 requests (no more often than during churn).
     w.params.request_every = Duration::from_millis((after.as_millis() as u64 / 40).max(mean));
     let first = w.request_delay();
-    w.schedule(first, Ev::Request);
+    w.cluster.schedule(first, Ev::Request);
     w.run_until(w.requests_until + w.params.max_delay + Duration::from_millis(1));
     w.check(
-        !w.queue
-            .values()
+        !w.cluster
+            .pending()
             .any(|e| matches!(e, Ev::Deliver(_) | Ev::Request)),
         || "requests still in flight at the end".into(),
     );
-    w.check_converged();
+    w.check_holds_live_pods();
     let c = w.counts;
     w.check(c.requests_after_convergence > 0, || {
         "no request after convergence".into()
@@ -1010,17 +729,24 @@ fn run_seed(seed: u64) -> Counts {
 #[test]
 fn fills_across_replicas_during_membership_changes() {
     let started = std::time::Instant::now();
-    let seeds = seeds(DEFAULT_SEEDS);
-    let mut total = Counts::default();
-    for &seed in &seeds {
-        total.add(&run_seed(seed));
-    }
+    let totals = Mutex::new((0u64, Counts::default()));
+    for_each_seed(
+        "fills_across_replicas_during_membership_changes",
+        DEFAULT_SEEDS,
+        |seed| {
+            let counts = run_seed(seed);
+            let mut t = totals.lock().unwrap();
+            t.0 += 1;
+            t.1.add(&counts);
+        },
+    );
+    let (seeds, total) = totals.into_inner().unwrap();
     println!(
         "{} seeds in {:?}: {} requests ({} local, {} remote, {} admitted), \
          409 during churn {}, 409 after convergence {}, unreachable {}, fallbacks {} \
          (after convergence {}), {} requests after convergence, {} empty chunks, \
          {} snapshot changes, {} lookup failures, {} abandoned lookups",
-        seeds.len(),
+        seeds,
         started.elapsed(),
         total.requests,
         total.local,
@@ -1049,7 +775,7 @@ fn fills_across_replicas_during_membership_changes() {
         "every 409 and every unreachable coordinator led to a local fill"
     );
     // Over a full default run the model must really have produced disagreements.
-    if seeds.len() >= 50 {
+    if seeds >= 50 {
         assert!(
             total.conflicts_during_churn > 0,
             "no 409 during churn: vacuous"

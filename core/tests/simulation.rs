@@ -1,4 +1,4 @@
-//! Deterministic simulation of many replicas (see `sim/mod.rs`) and rendezvous properties over
+//! Deterministic simulation of many replicas (see `sim/membership.rs`) and rendezvous properties over
 //! large key sets.
 //!
 //! - `ORCA_SIM_SEED=<n>` replays one seed; `ORCA_SIM_SEEDS=<n>` runs seeds `0..n` (default 200).
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use orca_cluster_core::{ChunkKey, Peer, PeerAddr, Scoring, SelfIdentity, Snapshot};
-use sim::{Rng, World, rng::for_each_seed, sample_keys};
+use sim::{Rng, Simulation, World, rng::for_each_seed, sample_keys};
 
 const DEFAULT_SEEDS: u64 = 200;
 
@@ -69,30 +69,35 @@ fn replicas_converge_after_dns_chaos() {
         let mut w = World::new(seed);
         let mut krng = Rng::new(seed.wrapping_add(0x5eed));
         // Go-compat costs a SHA-256 per peer per key (slow in debug builds): fewer keys.
-        let n_keys = match w.params.scoring {
+        let n_keys = match w.cluster.params.scoring {
             Scoring::Xxh3 => 48,
             Scoring::GoCompat => 12,
         };
         let keys = sample_keys(&mut krng, n_keys);
 
-        w.run_until(w.stable_at);
+        w.run_until(w.cluster.stable_at);
         let diverged = disagree(&w, &keys);
 
-        let bound = w.params.convergence_bound();
-        let deadline = w.stable_at + bound;
+        let bound = w.convergence_bound();
+        let deadline = w.cluster.stable_at + bound;
         w.run_until(deadline);
         w.check_converged(&keys);
 
         // Stable DNS: no further snapshot changes, ever (publication only on change).
-        let changes: Vec<u64> = w.live().map(|r| r.changes).collect();
+        let changes: Vec<u64> = w.live().map(|r| r.driver.changes).collect();
         let generations: Vec<u64> = w
             .live()
             .map(|r| r.machine.snapshot().generation())
             .collect();
-        let later = deadline + 4 * w.params.refresh.max(w.params.lookup_timeout);
+        let later = deadline
+            + 4 * w
+                .cluster
+                .params
+                .refresh
+                .max(w.cluster.params.lookup_timeout);
         w.run_until(later);
         w.check_converged(&keys);
-        let changes_after: Vec<u64> = w.live().map(|r| r.changes).collect();
+        let changes_after: Vec<u64> = w.live().map(|r| r.driver.changes).collect();
         let generations_after: Vec<u64> = w
             .live()
             .map(|r| r.machine.snapshot().generation())
@@ -115,8 +120,8 @@ fn replicas_converge_after_dns_chaos() {
         t.abandoned += w.abandoned;
         t.inputs += w.inputs;
         t.diverged_at_stable += u64::from(diverged);
-        t.go_compat_seeds += u64::from(w.params.scoring == Scoring::GoCompat);
-        t.dual_stack_seeds += u64::from(w.params.family == sim::Family::DualStack);
+        t.go_compat_seeds += u64::from(w.cluster.params.scoring == Scoring::GoCompat);
+        t.dual_stack_seeds += u64::from(w.cluster.params.family == sim::Family::DualStack);
         t.other_family_answers += w.other_family_answers;
     });
     let t = totals.into_inner().unwrap();
@@ -165,7 +170,7 @@ fn livelock_guard_catches_a_spinning_driver() {
     let result = std::panic::catch_unwind(|| {
         let mut w = World::new(3);
         w.make_spinner(0);
-        let end = w.now + std::time::Duration::from_secs(30);
+        let end = w.cluster.now + std::time::Duration::from_secs(30);
         w.run_until(end);
     });
     let err = result.expect_err("a spinning driver went unnoticed");
@@ -183,7 +188,7 @@ fn livelock_guard_catches_a_spinning_driver() {
 fn a_seed_replays_identically() {
     let trace = |seed| {
         let mut w = World::new(seed);
-        let end = w.stable_at + w.params.convergence_bound();
+        let end = w.cluster.stable_at + w.convergence_bound();
         w.run_until(end);
         let snaps: Vec<Vec<Peer>> = w
             .replicas
@@ -392,4 +397,21 @@ fn convergence_check_can_fail() {
         result.is_err(),
         "replicas holding only themselves passed the convergence check"
     );
+}
+
+/// The harness's RNG: the same seed (and salt) gives the same stream, another seed or salt
+/// another one, and `range` stays within its bounds.
+#[test]
+fn same_seed_same_stream_and_ranges_hold() {
+    let stream = |mut r: Rng| (0..8).map(|_| r.next_u64()).collect::<Vec<u64>>();
+    let a = stream(Rng::new(7));
+    assert_eq!(a, stream(Rng::new(7)));
+    assert_ne!(a, stream(Rng::new(8)));
+    assert_eq!(stream(Rng::salted(7, 1)), stream(Rng::salted(7, 1)));
+    assert_ne!(stream(Rng::salted(7, 1)), stream(Rng::salted(7, 2)));
+    let mut r = Rng::new(1);
+    for _ in 0..1000 {
+        let v = r.range(3, 5);
+        assert!((3..=5).contains(&v));
+    }
 }

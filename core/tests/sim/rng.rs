@@ -5,9 +5,16 @@
 pub struct Rng(u64);
 
 impl Rng {
+    /// The stream of `seed` (under the membership simulation's salt).
     pub fn new(seed: u64) -> Rng {
-        // Mix so that seeds 0, 1, 2, ... do not start on related states.
-        let mut r = Rng(seed ^ 0x6a09_e667_f3bc_c908);
+        Rng::salted(seed, 0x6a09_e667_f3bc_c908)
+    }
+
+    /// The stream of `seed` under `salt`: two simulations with different salts run unrelated
+    /// streams for the same seed number. The salt and one step mix the seed, so that seeds
+    /// 0, 1, 2, ... do not start on related states.
+    pub fn salted(seed: u64, salt: u64) -> Rng {
+        let mut r = Rng(seed ^ salt);
         r.next_u64();
         r
     }
@@ -67,6 +74,15 @@ pub fn seeds(default_count: u64) -> Vec<u64> {
     (0..count).collect()
 }
 
+/// The replay command of seed `seed` of the test binary this module is compiled into
+/// (`simulation` or `fill_simulation`).
+pub fn replay_command(seed: u64) -> String {
+    format!(
+        "ORCA_SIM_SEED={seed} cargo test -p orca-cluster-core --test {}",
+        env!("CARGO_CRATE_NAME")
+    )
+}
+
 /// Runs `f` for every seed, collecting the failing seeds (each failure's message names its seed)
 /// and panicking at the end with all of them and the replay command.
 pub fn for_each_seed(test: &str, default_count: u64, f: impl Fn(u64)) {
@@ -84,36 +100,8 @@ pub fn for_each_seed(test: &str, default_count: u64, f: impl Fn(u64)) {
     }
     assert!(
         failed.is_empty(),
-        "{test}: failing seeds {failed:?} (of {} run); replay one with \
-         ORCA_SIM_SEED={} cargo test -p orca-cluster-core --test simulation {test}",
+        "{test}: failing seeds {failed:?} (of {} run); replay one with {} {test}",
         seeds.len(),
-        failed.first().copied().unwrap_or_default(),
+        replay_command(failed.first().copied().unwrap_or_default()),
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Rng;
-
-    #[test]
-    fn same_seed_same_stream_and_ranges_hold() {
-        let a: Vec<u64> = {
-            let mut r = Rng::new(7);
-            (0..8).map(|_| r.next_u64()).collect()
-        };
-        let b: Vec<u64> = {
-            let mut r = Rng::new(7);
-            (0..8).map(|_| r.next_u64()).collect()
-        };
-        assert_eq!(a, b);
-        assert_ne!(a, {
-            let mut r = Rng::new(8);
-            (0..8).map(|_| r.next_u64()).collect::<Vec<_>>()
-        });
-        let mut r = Rng::new(1);
-        for _ in 0..1000 {
-            let v = r.range(3, 5);
-            assert!((3..=5).contains(&v));
-        }
-    }
 }
