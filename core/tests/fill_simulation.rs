@@ -785,3 +785,13 @@ fn fills_across_replicas_during_membership_changes() {
         assert!(total.empty_chunks > 0);
     }
 }
+
+/// Seeds (of `0..1000`) where a pod leaves at the very instant its lookup's answer falls due,
+/// and the answer comes after the shutdown in that instant's order: the driver cancelled the
+/// lookup when the machine abandoned it, so its answer must never arrive.
+#[test]
+fn an_answer_due_when_its_pod_leaves_never_arrives() {
+    for seed in [365, 405, 830] {
+        run_seed(seed);
+    }
+}

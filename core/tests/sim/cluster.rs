@@ -11,7 +11,7 @@
 //! clock to the earliest due event or replica wake-up, feeds every input due at that instant in
 //! a seed-chosen order, and fails on time going backwards or on a livelock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Display;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -118,6 +118,8 @@ pub struct Cluster<E> {
     /// When the churn phase ends.
     pub stable_at: Instant,
     queue: BTreeMap<(Instant, u64), Queued<E>>,
+    /// The inputs due at `now` not fed yet, in the order they are fed.
+    due: VecDeque<Due<E>>,
     seq: u64,
     next_host: u32,
 }
@@ -136,6 +138,7 @@ impl<E> Cluster<E> {
             dns: BTreeSet::new(),
             stable: false,
             queue: BTreeMap::new(),
+            due: VecDeque::new(),
             seq: 0,
             next_host: 1,
         }
@@ -172,10 +175,13 @@ impl<E> Cluster<E> {
         })
     }
 
-    /// Drops the queued events of the simulation that `cancelled` selects.
+    /// Drops the simulation's events that `cancelled` selects, whether queued or already due at
+    /// this instant but not fed yet: a cancelled event never arrives.
     pub fn cancel(&mut self, mut cancelled: impl FnMut(&E) -> bool) {
         self.queue
             .retain(|_, q| !matches!(q, Queued::Sim(ev) if cancelled(ev)));
+        self.due
+            .retain(|d| !matches!(d, Due::Event(Queued::Sim(ev)) if cancelled(ev)));
     }
 
     /// A new replica's machine for the pod at `ip`, configured with the cluster's settings. An
@@ -361,8 +367,10 @@ pub trait Simulation {
                     due.push(Due::Wake(i));
                 }
             }
-            self.cluster_mut().rng.shuffle(&mut due);
-            for d in due {
+            let c = self.cluster_mut();
+            c.rng.shuffle(&mut due);
+            c.due = due.into();
+            while let Some(d) = self.cluster_mut().due.pop_front() {
                 match d {
                     Due::Event(ev) => feed(self, ev),
                     Due::Wake(i) => {
