@@ -10,13 +10,17 @@
 //! [`TlsReloader`] re-reads the files when their modification time or size changes (Kubernetes
 //! rotates mounted secrets in place). Each new connection asks for the current configuration;
 //! established connections keep theirs. A rotation that fails to load (say, a half-written file)
-//! keeps the previous configuration and is retried on the next connection.
+//! keeps the previous configuration. The files are read again as soon as their stamp changes
+//! once more, and otherwise at most once per [`RELOAD_RETRY_INTERVAL`], so a flood of
+//! connections cannot turn broken files into a flood of reads; the warning about them is
+//! written at most once per [`RELOAD_WARN_INTERVAL`], with the count of the ones held back.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
@@ -88,6 +92,14 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// While the files on disk cannot be loaded and have not changed since the last attempt, they
+/// are read again at most once per this interval (1 s).
+pub const RELOAD_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The `tls_reload_failed` warning is written at most once per this interval (10 s); the
+/// next one says how many failures were not reported in between.
+pub const RELOAD_WARN_INTERVAL: Duration = Duration::from_secs(10);
+
 type Stamp = [(Option<SystemTime>, u64); 3];
 
 fn stamp(files: &TlsFiles) -> Stamp {
@@ -116,7 +128,20 @@ pub struct TlsReloader {
     server_alpn: Vec<Vec<u8>>,
     client_alpn: Vec<Vec<u8>>,
     server_name: Option<ServerName<'static>>,
-    loaded: Mutex<Arc<Loaded>>,
+    state: Mutex<State>,
+    attempts: AtomicU64,
+}
+
+/// The configuration in use and the bookkeeping of failed reloads.
+#[derive(Debug)]
+struct State {
+    loaded: Arc<Loaded>,
+    /// The stamp of the files at the last failed reload and when it happened.
+    failed: Option<(Stamp, Instant)>,
+    /// When the last `tls_reload_failed` warning was written.
+    last_warning: Option<Instant>,
+    /// Failed reloads not reported since that warning.
+    unreported: u64,
 }
 
 fn read_certs(field: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -158,7 +183,13 @@ impl TlsReloader {
             server_alpn,
             client_alpn,
             server_name,
-            loaded: Mutex::new(Arc::new(loaded)),
+            state: Mutex::new(State {
+                loaded: Arc::new(loaded),
+                failed: None,
+                last_warning: None,
+                unreported: 0,
+            }),
+            attempts: AtomicU64::new(0),
         })
     }
 
@@ -167,27 +198,59 @@ impl TlsReloader {
     }
 
     fn current(&self) -> Arc<Loaded> {
-        let mut guard = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        if stamp(&self.files) != guard.stamp {
-            match self.rebuild() {
-                Ok(fresh) => {
-                    tracing::info!(
-                        event = "tls_reloaded",
-                        cert_file = %self.files.cert_file.display(),
-                        "TLS certificate files changed; new connections use them"
-                    );
-                    *guard = Arc::new(fresh);
-                }
-                Err(e) => {
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = &mut *guard;
+        let now_stamp = stamp(&self.files);
+        if now_stamp == state.loaded.stamp {
+            return state.loaded.clone();
+        }
+        let now = Instant::now();
+        // The same broken files as last time: retry on a timer only (a rewrite that kept the
+        // modification time and size is still picked up).
+        if let Some((failed_stamp, at)) = &state.failed
+            && *failed_stamp == now_stamp
+            && now.saturating_duration_since(*at) < RELOAD_RETRY_INTERVAL
+        {
+            return state.loaded.clone();
+        }
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        match self.rebuild() {
+            Ok(fresh) => {
+                tracing::info!(
+                    event = "tls_reloaded",
+                    cert_file = %self.files.cert_file.display(),
+                    "TLS certificate files changed; new connections use them"
+                );
+                state.loaded = Arc::new(fresh);
+                state.failed = None;
+            }
+            Err(e) => {
+                state.failed = Some((now_stamp, now));
+                let due = state
+                    .last_warning
+                    .is_none_or(|at| now.saturating_duration_since(at) >= RELOAD_WARN_INTERVAL);
+                if due {
                     tracing::warn!(
                         event = "tls_reload_failed",
                         error = %e,
+                        suppressed = state.unreported,
                         "TLS files changed but could not be loaded; keeping the previous ones"
                     );
+                    state.last_warning = Some(now);
+                    state.unreported = 0;
+                } else {
+                    state.unreported = state.unreported.saturating_add(1);
                 }
             }
         }
-        guard.clone()
+        state.loaded.clone()
+    }
+
+    /// How many times the files were read again since [`TlsReloader::load`] (successful or
+    /// not): at most one per change of the files' stamps, plus one per
+    /// [`RELOAD_RETRY_INTERVAL`] while they cannot be loaded.
+    pub fn reload_attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed)
     }
 
     /// The listener configuration for a new connection (client certificates required).
@@ -273,4 +336,86 @@ pub fn load_for<D: crate::Driver>(
     let client = options.client_alpn();
     let reloader = TlsReloader::load(TlsFiles::from_settings(settings), &server, &client)?;
     Ok(Some(Arc::new(reloader)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_identity(dir: &Path) -> TlsFiles {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = certified.cert.pem();
+        std::fs::write(dir.join("cert.pem"), &cert).unwrap();
+        std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+        std::fs::write(dir.join("ca.pem"), &cert).unwrap();
+        TlsFiles {
+            cert_file: dir.join("cert.pem"),
+            key_file: dir.join("key.pem"),
+            ca_file: dir.join("ca.pem"),
+            server_name: None,
+        }
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "orca-tls-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn broken_files_are_not_read_again_on_every_connection() {
+        let dir = scratch("garbage");
+        let files = write_identity(&dir);
+        let reloader = TlsReloader::load(files.clone(), &[b"http/1.1"], &[b"http/1.1"]).unwrap();
+        let good = reloader.server_config();
+        std::fs::write(
+            &files.cert_file,
+            "not a certificate, and longer than before",
+        )
+        .unwrap();
+        std::fs::write(&files.key_file, "not a key").unwrap();
+        let started = Instant::now();
+        for _ in 0..1_000 {
+            assert!(
+                Arc::ptr_eq(&reloader.server_config(), &good),
+                "the last good configuration keeps being served"
+            );
+        }
+        let elapsed = started.elapsed();
+        let bound = 1 + elapsed.as_secs() + 1;
+        assert!(
+            (1..=bound).contains(&reloader.reload_attempts()),
+            "{} reads for 1,000 connections in {elapsed:?}",
+            reloader.reload_attempts()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_change_after_a_failure_is_read_at_once() {
+        let dir = scratch("fixed");
+        let files = write_identity(&dir);
+        let reloader = TlsReloader::load(files.clone(), &[b"h2"], &[b"h2"]).unwrap();
+        let good = reloader.server_config();
+        std::fs::write(&files.key_file, "half-written").unwrap();
+        assert!(Arc::ptr_eq(&reloader.server_config(), &good));
+        assert_eq!(reloader.reload_attempts(), 1);
+        // The rotation completes within the retry interval: read at once, not a second later.
+        write_identity(&dir);
+        let fresh = reloader.server_config();
+        assert!(!Arc::ptr_eq(&fresh, &good), "the new files are in use");
+        assert_eq!(reloader.reload_attempts(), 2);
+        assert!(Arc::ptr_eq(&reloader.server_config(), &fresh));
+        assert_eq!(
+            reloader.reload_attempts(),
+            2,
+            "unchanged files are not read"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
