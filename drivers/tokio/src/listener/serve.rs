@@ -1,5 +1,10 @@
 //! The accept loop: TLS handshakes (bounded), HTTP/1.1 and HTTP/2 on one port, shutdown by the
 //! shared [`ListenerControl`].
+//!
+//! In plain mode a connection speaks HTTP/2 when it opens with the HTTP/2 preface (prior
+//! knowledge), else HTTP/1.1. With TLS it speaks exactly the protocol ALPN agreed on: `h2` is
+//! served as HTTP/2 only, `http/1.1` (or no agreement) as HTTP/1.1 only, so a peer cannot
+//! negotiate one protocol and then speak the other.
 
 use std::io;
 use std::net::SocketAddr;
@@ -71,7 +76,7 @@ pub(crate) async fn accept_loop(setup: ListenerSetup) {
             return;
         }
     };
-    let builder = Arc::new(builder(&settings));
+    let builders = Arc::new(Builders::new(&settings));
     loop {
         let accepted = tokio::select! {
             _ = control.stopped() => break,
@@ -80,7 +85,7 @@ pub(crate) async fn accept_loop(setup: ListenerSetup) {
         match accepted {
             Ok((tcp, peer)) => {
                 let conn = Connection {
-                    builder: builder.clone(),
+                    builders: builders.clone(),
                     service: service.clone(),
                     tls: tls.clone(),
                     handshake_timeout: settings.tls_handshake_timeout,
@@ -104,8 +109,29 @@ pub(crate) async fn accept_loop(setup: ListenerSetup) {
     }
 }
 
+/// The connection builders, with the same settings: one per way of picking the protocol.
+struct Builders {
+    /// Plain mode: HTTP/2 by prior knowledge, else HTTP/1.1.
+    either: auto::Builder<TokioExecutor>,
+    /// TLS with `http/1.1` agreed, or no ALPN agreement.
+    http1: auto::Builder<TokioExecutor>,
+    /// TLS with `h2` agreed.
+    http2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(settings: &ListenerSettings) -> Builders {
+        let either = builder(settings);
+        Builders {
+            http1: either.clone().http1_only(),
+            http2: either.clone().http2_only(),
+            either,
+        }
+    }
+}
+
 struct Connection {
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     service: FillService,
     tls: Option<Arc<TlsReloader>>,
     handshake_timeout: Duration,
@@ -116,12 +142,18 @@ struct Connection {
 impl Connection {
     async fn serve(&self, tcp: TcpStream, peer: SocketAddr) {
         let _ = tcp.set_nodelay(true);
-        let io: BoxIo = match &self.tls {
-            None => Box::new(tcp),
+        let (io, builder): (BoxIo, _) = match &self.tls {
+            None => (Box::new(tcp), &self.builders.either),
             Some(reloader) => {
                 let acceptor = TlsAcceptor::from(reloader.server_config());
                 match timeout(self.handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => Box::new(tls),
+                    Ok(Ok(tls)) => {
+                        let builder = match tls.get_ref().1.alpn_protocol() {
+                            Some(b"h2") => &self.builders.http2,
+                            _ => &self.builders.http1,
+                        };
+                        (Box::new(tls), builder)
+                    }
                     Ok(Err(e)) => {
                         tracing::info!(event = "tls_handshake_failed", %peer, error = %e, "fill listener: TLS handshake failed");
                         return;
@@ -144,7 +176,7 @@ impl Connection {
         let service = self.service.clone();
         let on_the_wire =
             hyper::service::service_fn(move |request| service.respond_on_the_wire(request));
-        let connection = self.builder.serve_connection(TokioIo::new(io), on_the_wire);
+        let connection = builder.serve_connection(TokioIo::new(io), on_the_wire);
         tokio::pin!(connection);
         let result = tokio::select! {
             result = connection.as_mut() => result,
