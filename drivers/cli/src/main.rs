@@ -95,7 +95,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("orca-cluster: {message}");
+            // Error messages carry what peers sent (status bodies, names): escaped, one line.
+            eprintln!("orca-cluster: {}", output::terminal_safe(&message));
             ExitCode::FAILURE
         }
     }

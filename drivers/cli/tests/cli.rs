@@ -736,3 +736,47 @@ async fn fill_reports_tls_status_and_truncation_errors_in_one_line() {
     handle.shutdown(Duration::from_secs(1)).await;
     cluster.close(Duration::from_secs(1)).await.unwrap();
 }
+
+/// A peer's error body reaches the terminal escaped: its screen clear, title change, bell and
+/// fake second line are shown as text (`\x1b`, `\x07`, `\x0a`), never sent to the terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fill_escapes_control_characters_of_a_peer_error_body() {
+    const BODY: &[u8] = b"busy\x1b[2J\x1b]0;title\x07\norca-cluster: filled chunk 0\xc2\x9b\x7f ok";
+    let server = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let addr = server.local_addr().unwrap();
+    let responder = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = server.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                BODY.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(BODY);
+        }
+    });
+    let o = tokio::task::spawn_blocking(move || fill_peer(addr, 0, OBJECT_SIZE, &["--http1"]))
+        .await
+        .unwrap();
+    responder.join().unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    for output in [&o.stderr, &o.stdout] {
+        assert!(
+            !output.iter().any(|&b| b == 0x1b || b == 0x07 || b == 0x7f),
+            "raw control bytes reach the terminal: {err:?}"
+        );
+    }
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains('\u{9b}'),
+        "a C1 control reaches the terminal: {err:?}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err:?}");
+    assert!(
+        err.contains(
+            r"503: busy\x1b[2J\x1b]0;title\x07\x0aorca-cluster: filled chunk 0\u{9b}\x7f ok"
+        ),
+        "{err}"
+    );
+}
