@@ -16,7 +16,10 @@
 //!    around it ignored), else 400 naming the header: absent, repeated, or another value
 //!    such as the list `1, 1`;
 //! 5. the query, the target after its first `?` (empty without one), decodes
-//!    ([`crate::wire::decode_query`]), else 400 naming the parameter;
+//!    ([`crate::wire::decode_query`]), else 400 naming the parameter, and its `chunk_size` is
+//!    at most the listener's maximum ([`crate::ClusterConfig::max_chunk_size`], default
+//!    [`DEFAULT_MAX_CHUNK_SIZE`] = 64 MiB), else 400 naming `chunk_size`
+//!    ([`DecodeError::ChunkSizeTooLarge`]);
 //! 6. this replica coordinates the chunk in its own current snapshot, else 409 with body
 //!    `{"reason":"not_coordinator"}`.
 //!
@@ -29,6 +32,7 @@ use alloc::borrow::Cow;
 use alloc::format;
 use core::fmt;
 
+pub use crate::chunk::DEFAULT_MAX_CHUNK_SIZE;
 use crate::snapshot::Snapshot;
 use crate::wire::{DecodeError, FILL_PATH, FillQuery, INTERNAL_HEADER_VALUE, decode_query};
 
@@ -159,10 +163,19 @@ impl std::error::Error for Rejection {}
 ///    and tabs are trimmed: several values are [`Rejection::RepeatedInternalHeader`], none or
 ///    another value (including a list such as `1, 1`) [`Rejection::NotInternal`] (both 400);
 /// 5. the query, after the first `?` (empty without one), must decode, else
-///    [`Rejection::BadQuery`] (400, naming the parameter);
+///    [`Rejection::BadQuery`] (400, naming the parameter), and its `chunk_size` must be at
+///    most `max_chunk_size` bytes, else [`Rejection::BadQuery`] with
+///    [`DecodeError::ChunkSizeTooLarge`] (400, naming `chunk_size`);
 /// 6. `snapshot` must make this replica the chunk's coordinator, else
 ///    [`Rejection::NotCoordinator`] (409).
-pub fn admit(head: &FillRequestHead<'_>, snapshot: &Snapshot) -> Result<Admitted, Rejection> {
+///
+/// `max_chunk_size` is the configured [`crate::ClusterConfig::max_chunk_size`] (default
+/// [`DEFAULT_MAX_CHUNK_SIZE`]); exactly the maximum is admitted.
+pub fn admit(
+    head: &FillRequestHead<'_>,
+    snapshot: &Snapshot,
+    max_chunk_size: u64,
+) -> Result<Admitted, Rejection> {
     let target = origin_form(head.target).ok_or(Rejection::BadTarget)?;
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if path != FILL_PATH {
@@ -177,6 +190,12 @@ pub fn admit(head: &FillRequestHead<'_>, snapshot: &Snapshot) -> Result<Admitted
         _ => return Err(Rejection::NotInternal),
     }
     let query = decode_query(query).map_err(Rejection::BadQuery)?;
+    if query.key.chunk_size > max_chunk_size {
+        return Err(Rejection::BadQuery(DecodeError::ChunkSizeTooLarge {
+            chunk_size: query.key.chunk_size,
+            max: max_chunk_size,
+        }));
+    }
     if !snapshot.is_coordinator(&query.key) {
         return Err(Rejection::NotCoordinator);
     }
@@ -263,6 +282,7 @@ mod tests {
     }
 
     const ONE: &[&[u8]] = &[b"1"];
+    const MAX: u64 = DEFAULT_MAX_CHUNK_SIZE;
 
     #[test]
     fn checks_run_in_order() {
@@ -271,40 +291,79 @@ mod tests {
         let other: String = alloc::format!("{FILL_PATH}?{}", encode_query(&key(theirs), 1000));
         let authority_form = "10.0.0.1:8444";
         assert_eq!(
-            admit(&head("POST", authority_form, &[]), &s),
+            admit(&head("POST", authority_form, &[]), &s, MAX),
             Err(Rejection::BadTarget)
         );
         assert_eq!(
-            admit(&head("POST", "/x", &[]), &s),
+            admit(&head("POST", "/x", &[]), &s, MAX),
             Err(Rejection::NotFound)
         );
         assert_eq!(
-            admit(&head("POST", &good, ONE), &s),
+            admit(&head("POST", &good, ONE), &s, MAX),
             Err(Rejection::MethodNotAllowed)
         );
         assert_eq!(
-            admit(&head("GET", "/internal/fill?key=k", &[]), &s),
+            admit(&head("GET", "/internal/fill?key=k", &[]), &s, MAX),
             Err(Rejection::NotInternal)
         );
         assert_eq!(
-            admit(&head("GET", &good, &[b"yes"]), &s),
+            admit(&head("GET", &good, &[b"yes"]), &s, MAX),
             Err(Rejection::NotInternal)
         );
         assert_eq!(
-            admit(&head("GET", "/internal/fill?key=k", &[b"1", b"1"]), &s),
+            admit(&head("GET", "/internal/fill?key=k", &[b"1", b"1"]), &s, MAX),
             Err(Rejection::RepeatedInternalHeader)
         );
-        let bad = admit(&head("GET", "/internal/fill?key=k", ONE), &s).unwrap_err();
+        let bad = admit(&head("GET", "/internal/fill?key=k", ONE), &s, MAX).unwrap_err();
         assert_eq!(bad.status(), 400);
         assert!(bad.body().contains("origin_id"), "{}", bad.body());
-        let nc = admit(&head("GET", &other, ONE), &s).unwrap_err();
+        let nc = admit(&head("GET", &other, ONE), &s, MAX).unwrap_err();
         assert_eq!(
             (nc.status(), nc.body().as_ref()),
             (409, NOT_COORDINATOR_BODY)
         );
-        let ok = admit(&head("GET", &good, ONE), &s).unwrap();
+        let ok = admit(&head("GET", &good, ONE), &s, MAX).unwrap();
         assert_eq!(ok.expected_len, 10);
         assert_eq!(Rejection::MethodNotAllowed.allow(), Some("GET"));
+    }
+
+    #[test]
+    fn chunk_size_above_the_limit_is_400_naming_chunk_size() {
+        let (s, _, _) = setup();
+        let at = |chunk_size: u64, max: u64| {
+            let mut k = key(0);
+            k.chunk_size = chunk_size;
+            let mine = (0..200)
+                .map(|i| ChunkKey {
+                    index: i,
+                    ..k.clone()
+                })
+                .find(|k| s.is_coordinator(k))
+                .unwrap();
+            let object_size = mine.index.saturating_mul(chunk_size).saturating_add(1);
+            let target = alloc::format!("{FILL_PATH}?{}", encode_query(&mine, object_size));
+            admit(&head("GET", &target, ONE), &s, max)
+        };
+        // Exactly the maximum is admitted; one byte more is refused, naming chunk_size.
+        assert!(at(1000, 1000).is_ok());
+        let r = at(1001, 1000).unwrap_err();
+        assert_eq!(
+            r,
+            Rejection::BadQuery(DecodeError::ChunkSizeTooLarge {
+                chunk_size: 1001,
+                max: 1000
+            })
+        );
+        assert_eq!(r.status(), 400);
+        assert!(r.body().contains("chunk_size"), "{}", r.body());
+        // The default limit: 64 MiB passes, u64::MAX (checked before the coordinator) does not.
+        assert!(at(DEFAULT_MAX_CHUNK_SIZE, DEFAULT_MAX_CHUNK_SIZE).is_ok());
+        let mut huge = key(0);
+        huge.chunk_size = u64::MAX;
+        let target = alloc::format!("{FILL_PATH}?{}", encode_query(&huge, u64::MAX));
+        let r = admit(&head("GET", &target, ONE), &s, DEFAULT_MAX_CHUNK_SIZE).unwrap_err();
+        assert_eq!(r.status(), 400);
+        assert!(r.body().contains("chunk_size"), "{}", r.body());
     }
 
     #[test]
@@ -312,7 +371,7 @@ mod tests {
         let (s, mine, _) = setup();
         let query = encode_query(&key(mine), 1000);
         let at = |path: &str| alloc::format!("{path}?{query}");
-        assert!(admit(&head("GET", &at(FILL_PATH), ONE), &s).is_ok());
+        assert!(admit(&head("GET", &at(FILL_PATH), ONE), &s, MAX).is_ok());
         for path in [
             "/internal/../internal/fill",
             "/internal/./fill",
@@ -325,7 +384,7 @@ mod tests {
             "/internal/fill#",
         ] {
             assert_eq!(
-                admit(&head("GET", &at(path), ONE), &s),
+                admit(&head("GET", &at(path), ONE), &s, MAX),
                 Err(Rejection::NotFound),
                 "{path}"
             );
@@ -333,12 +392,12 @@ mod tests {
         // Only the first `?` splits: the rest belongs to the query.
         let twice = alloc::format!("{FILL_PATH}??{query}");
         assert!(matches!(
-            admit(&head("GET", &twice, ONE), &s),
+            admit(&head("GET", &twice, ONE), &s, MAX),
             Err(Rejection::BadQuery(_))
         ));
         // No `?` at all: an empty query, which lacks every parameter.
         assert!(matches!(
-            admit(&head("GET", FILL_PATH, ONE), &s),
+            admit(&head("GET", FILL_PATH, ONE), &s, MAX),
             Err(Rejection::BadQuery(_))
         ));
     }
@@ -352,7 +411,10 @@ mod tests {
             alloc::format!("http://10.0.0.1:8444{FILL_PATH}?{query}"),
             alloc::format!("HTTPS://h{FILL_PATH}?{query}"),
         ] {
-            assert!(admit(&head("GET", &target, ONE), &s).is_ok(), "{target:?}");
+            assert!(
+                admit(&head("GET", &target, ONE), &s, MAX).is_ok(),
+                "{target:?}"
+            );
         }
         // Absolute-form is taken byte for byte too.
         for target in [
@@ -360,7 +422,7 @@ mod tests {
             alloc::format!("http://h?{query}"),
             "http://h".into(),
         ] {
-            let r = admit(&head("GET", &target, ONE), &s).unwrap_err();
+            let r = admit(&head("GET", &target, ONE), &s, MAX).unwrap_err();
             assert_eq!(r, Rejection::NotFound, "{target:?}");
         }
         for target in [
@@ -372,7 +434,7 @@ mod tests {
             alloc::format!("internal/fill?{query}"),
             alloc::format!(" {FILL_PATH}?{query}"),
         ] {
-            let r = admit(&head("GET", &target, ONE), &s).unwrap_err();
+            let r = admit(&head("GET", &target, ONE), &s, MAX).unwrap_err();
             assert_eq!(r, Rejection::BadTarget, "{target:?}");
             assert_eq!(r.status(), 400);
             assert!(r.body().contains("request target"), "{}", r.body());
@@ -384,7 +446,7 @@ mod tests {
         let (s, mine, _) = setup();
         let good = alloc::format!("{FILL_PATH}?{}", encode_query(&key(mine), 1000));
         for ok in [&b"1"[..], b" 1", b"1\t", b"\t 1  "] {
-            assert!(admit(&head("GET", &good, &[ok]), &s).is_ok(), "{ok:?}");
+            assert!(admit(&head("GET", &good, &[ok]), &s, MAX).is_ok(), "{ok:?}");
         }
         for (values, want) in [
             (&[][..], Rejection::NotInternal),
@@ -401,7 +463,7 @@ mod tests {
                 Rejection::RepeatedInternalHeader,
             ),
         ] {
-            let r = admit(&head("GET", &good, values), &s).unwrap_err();
+            let r = admit(&head("GET", &good, values), &s, MAX).unwrap_err();
             assert_eq!(r, want, "{values:?}");
             assert_eq!(r.status(), 400);
             assert!(r.body().contains("x-orca-internal"), "{}", r.body());

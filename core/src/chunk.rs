@@ -3,6 +3,10 @@
 use alloc::string::String;
 use core::fmt;
 
+/// Default largest `chunk_size` a replica asks for or serves: 64 MiB (see
+/// [`crate::ClusterConfig::max_chunk_size`]).
+pub const DEFAULT_MAX_CHUNK_SIZE: u64 = 64 << 20;
+
 /// Identifies one chunk of one version of one object.
 ///
 /// The chunk covers bytes `index * chunk_size .. min((index + 1) * chunk_size, object_size)` of
@@ -38,6 +42,13 @@ pub enum ChunkError {
         /// The chunk size in bytes.
         chunk_size: u64,
     },
+    /// `chunk_size` is above the configured maximum ([`DEFAULT_MAX_CHUNK_SIZE`] by default).
+    ChunkSizeTooLarge {
+        /// The chunk size in bytes.
+        chunk_size: u64,
+        /// The maximum in bytes.
+        max: u64,
+    },
 }
 
 impl fmt::Display for ChunkError {
@@ -47,6 +58,10 @@ impl fmt::Display for ChunkError {
             ChunkError::OffsetOverflow { index, chunk_size } => write!(
                 f,
                 "index: chunk {index} of size {chunk_size} starts past 2^64 bytes"
+            ),
+            ChunkError::ChunkSizeTooLarge { chunk_size, max } => write!(
+                f,
+                "chunk_size: {chunk_size} bytes is above the maximum of {max} bytes"
             ),
         }
     }
@@ -69,6 +84,18 @@ impl ChunkKey {
                 index: self.index,
                 chunk_size: self.chunk_size,
             })
+    }
+
+    /// Checks `chunk_size` against the maximum `max` (bytes): errors with
+    /// [`ChunkError::ChunkSizeTooLarge`] above it (exactly `max` is allowed).
+    pub fn check_chunk_size(&self, max: u64) -> Result<(), ChunkError> {
+        if self.chunk_size > max {
+            return Err(ChunkError::ChunkSizeTooLarge {
+                chunk_size: self.chunk_size,
+                max,
+            });
+        }
+        Ok(())
     }
 
     /// Length in bytes of this chunk for an object of `object_size` bytes.
@@ -126,6 +153,26 @@ mod tests {
         );
         assert_eq!(key(0, 0).expected_len(1), Err(ChunkError::ZeroChunkSize));
         assert_eq!(key(u64::MAX, 1).expected_len(u64::MAX), Ok(0));
+    }
+
+    #[test]
+    fn chunk_size_limit_is_inclusive_and_named() {
+        assert_eq!(
+            key(DEFAULT_MAX_CHUNK_SIZE, 0).check_chunk_size(DEFAULT_MAX_CHUNK_SIZE),
+            Ok(())
+        );
+        let e = key(DEFAULT_MAX_CHUNK_SIZE + 1, 0)
+            .check_chunk_size(DEFAULT_MAX_CHUNK_SIZE)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ChunkError::ChunkSizeTooLarge {
+                chunk_size: DEFAULT_MAX_CHUNK_SIZE + 1,
+                max: DEFAULT_MAX_CHUNK_SIZE
+            }
+        );
+        assert!(alloc::format!("{e}").starts_with("chunk_size:"));
+        assert!(key(u64::MAX, 0).check_chunk_size(u64::MAX).is_ok());
     }
 
     #[test]

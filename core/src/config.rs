@@ -20,6 +20,8 @@ pub const DEFAULT_MAX_STALE_REFRESHES: u32 = 5;
 pub const DEFAULT_INTERNAL_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8444);
 
+pub use crate::chunk::DEFAULT_MAX_CHUNK_SIZE;
+
 /// An invalid configuration; each variant names the offending field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
@@ -33,6 +35,8 @@ pub enum ConfigError {
     ZeroRefresh,
     /// `lookup_timeout` is zero.
     ZeroLookupTimeout,
+    /// `max_chunk_size` is zero.
+    ZeroMaxChunkSize,
     /// `internal_tls` is enabled but the named file setting is empty.
     MissingTlsFile(&'static str),
     /// A duration field is not a Go-style duration such as `5s` or `1m30s`.
@@ -72,6 +76,7 @@ impl fmt::Display for ConfigError {
             ConfigError::BadSelfIp(v) => write!(f, "self_pod_ip: {v:?} is not an IP address"),
             ConfigError::ZeroRefresh => f.write_str("membership_refresh: must be greater than zero"),
             ConfigError::ZeroLookupTimeout => f.write_str("lookup_timeout: must be greater than zero"),
+            ConfigError::ZeroMaxChunkSize => f.write_str("max_chunk_size: must be greater than zero"),
             ConfigError::MissingTlsFile(field) => {
                 write!(f, "internal_tls.{field}: required when internal_tls.enabled is true")
             }
@@ -261,6 +266,13 @@ pub struct ClusterConfig {
     /// set: `any` (default), `ipv4` or `ipv6` (pick one on dual-stack clusters). See
     /// [`MembershipConfig::ip_family`].
     pub ip_family: IpFamily,
+    /// Largest `chunk_size`, in bytes, this replica serves or asks for (default
+    /// [`DEFAULT_MAX_CHUNK_SIZE`] = 64 MiB, must be > 0). The listener answers a request for a
+    /// larger chunk 400 naming `chunk_size`, before the coordinator check. In serde form a
+    /// number of bytes or a string with an optional binary suffix: `67108864`, `"64MiB"`,
+    /// `"512KiB"`, `"1GiB"`.
+    #[cfg_attr(feature = "serde", serde(with = "serde_bytes"))]
+    pub max_chunk_size: u64,
 }
 
 impl Default for ClusterConfig {
@@ -275,6 +287,56 @@ impl Default for ClusterConfig {
             max_stale_refreshes: DEFAULT_MAX_STALE_REFRESHES,
             scoring: Scoring::Xxh3,
             ip_family: IpFamily::Any,
+            max_chunk_size: DEFAULT_MAX_CHUNK_SIZE,
+        }
+    }
+}
+
+/// Parses a byte size: a decimal number with an optional suffix `B`, `KiB`, `MiB` or `GiB`
+/// (powers of 1024), spaces around the number allowed. `None` when malformed or above 2^64-1.
+pub fn parse_byte_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(digits);
+    if number.is_empty() {
+        return None;
+    }
+    let shift = match suffix.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        _ => return None,
+    };
+    let value: u64 = number.parse().ok()?;
+    value.checked_mul(1u64 << shift)
+}
+
+#[cfg(feature = "serde")]
+mod serde_bytes {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(*v)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Number(u64),
+        Text(alloc::string::String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Size::deserialize(d)? {
+            Size::Number(n) => Ok(n),
+            Size::Text(t) => super::parse_byte_size(&t).ok_or_else(|| {
+                D::Error::custom(alloc::format!(
+                    "{t:?} is not a byte size like 67108864, 512KiB or 64MiB"
+                ))
+            }),
         }
     }
 }
@@ -290,8 +352,11 @@ impl ClusterConfig {
     }
 
     /// The membership configuration for DNS discovery (self port 0, as DNS carries no ports;
-    /// `ip_family` copied). Also validates the TLS section.
+    /// `ip_family` copied). Also validates the TLS section and `max_chunk_size` (> 0).
     pub fn membership(&self) -> Result<MembershipConfig, ConfigError> {
+        if self.max_chunk_size == 0 {
+            return Err(ConfigError::ZeroMaxChunkSize);
+        }
         if self.internal_tls.enabled {
             for (field, value) in [
                 ("cert_file", &self.internal_tls.cert_file),
@@ -360,6 +425,45 @@ mod tests {
             Err(ConfigError::MissingTlsFile("cert_file"))
         );
         assert!(ClusterConfig::parse_ips("10.0.0.x").is_err());
+    }
+
+    #[test]
+    fn max_chunk_size_defaults_to_64_mib_and_must_be_positive() {
+        let mut c = ClusterConfig {
+            service: "orca-peers".into(),
+            self_pod_ip: ClusterConfig::parse_ips("10.0.0.1").unwrap(),
+            ..ClusterConfig::default()
+        };
+        assert_eq!(c.max_chunk_size, 64 * 1024 * 1024);
+        assert!(c.membership().is_ok());
+        c.max_chunk_size = 0;
+        assert_eq!(c.membership(), Err(ConfigError::ZeroMaxChunkSize));
+        assert!(alloc::format!("{}", ConfigError::ZeroMaxChunkSize).starts_with("max_chunk_size"));
+        assert_eq!(parse_byte_size("67108864"), Some(64 << 20));
+        assert_eq!(parse_byte_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_byte_size(" 512 KiB "), Some(512 << 10));
+        assert_eq!(parse_byte_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_byte_size("7B"), Some(7));
+        for bad in ["", "MiB", "64MB", "-1", "1.5MiB", "18446744073709551615GiB"] {
+            assert_eq!(parse_byte_size(bad), None, "{bad:?}");
+        }
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn max_chunk_size_serde_takes_bytes_or_binary_suffixes() {
+        let parse = |v: &str| {
+            serde_json::from_str::<ClusterConfig>(&alloc::format!("{{\"max_chunk_size\": {v}}}"))
+                .map(|c| c.max_chunk_size)
+        };
+        assert_eq!(parse("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse("\"8MiB\"").unwrap(), 8 << 20);
+        let e = parse("\"8MB\"").unwrap_err();
+        assert!(alloc::format!("{e}").contains("8MB"), "{e}");
+        let default = serde_json::from_str::<ClusterConfig>("{}").unwrap();
+        assert_eq!(default.max_chunk_size, DEFAULT_MAX_CHUNK_SIZE);
+        let text = serde_json::to_string(&default).unwrap();
+        assert!(text.contains("\"max_chunk_size\":67108864"), "{text}");
     }
 
     #[test]

@@ -112,6 +112,15 @@ pub enum DecodeError {
         /// The chunk size in bytes.
         chunk_size: u64,
     },
+    /// `chunk_size`: above the listener's maximum
+    /// ([`crate::ClusterConfig::max_chunk_size`]); reported by admission, not by
+    /// [`decode_query`].
+    ChunkSizeTooLarge {
+        /// The chunk size in bytes.
+        chunk_size: u64,
+        /// The maximum in bytes.
+        max: u64,
+    },
 }
 
 impl DecodeError {
@@ -125,6 +134,7 @@ impl DecodeError {
             | DecodeError::NotDecimal(p)
             | DecodeError::Zero(p) => *p,
             DecodeError::IndexPastEnd { .. } | DecodeError::OffsetOverflow { .. } => Param::Index,
+            DecodeError::ChunkSizeTooLarge { .. } => Param::ChunkSize,
         }
     }
 }
@@ -149,6 +159,10 @@ impl fmt::Display for DecodeError {
             DecodeError::OffsetOverflow { index, chunk_size } => write!(
                 f,
                 "index: chunk {index} of size {chunk_size} starts past 2^64 bytes"
+            ),
+            DecodeError::ChunkSizeTooLarge { chunk_size, max } => write!(
+                f,
+                "chunk_size: {chunk_size} bytes is above the maximum of {max} bytes"
             ),
         }
     }

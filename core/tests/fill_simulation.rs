@@ -683,6 +683,8 @@ fn admit_request(d: &FillDescriptor, snapshot: &Snapshot) -> Result<Admitted, Re
             internal_header: &[value.as_bytes()],
         },
         snapshot,
+        // No maximum chunk size here: the simulation draws sizes up to 2^64-1 on purpose.
+        u64::MAX,
     )
 }
 

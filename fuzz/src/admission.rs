@@ -1,8 +1,8 @@
 //! `admission`: the listener's admission checks on an arbitrary request head and snapshot.
 
 use arbitrary::Arbitrary;
-use orca_cluster_core::admission::{FillRequestHead, Rejection, admit};
-use orca_cluster_core::wire::{FILL_PATH, FillQuery, decode_query, encode_query};
+use orca_cluster_core::admission::{DEFAULT_MAX_CHUNK_SIZE, FillRequestHead, Rejection, admit};
+use orca_cluster_core::wire::{DecodeError, FILL_PATH, FillQuery, decode_query, encode_query};
 use orca_cluster_core::{PeerAddr, Scoring, SelfIdentity, Snapshot};
 
 #[derive(Arbitrary, Debug)]
@@ -75,6 +75,8 @@ struct Input {
     me: PeerAddr,
     peers: Vec<PeerAddr>,
     scoring: Scoring,
+    /// The listener's maximum chunk size: `None` for the default.
+    max_chunk_size: Option<u64>,
 }
 
 pub fn admission(data: &[u8]) {
@@ -131,7 +133,8 @@ pub fn admission(data: &[u8]) {
         internal_header: &header,
     };
 
-    let verdict = admit(&head, &snapshot);
+    let max_chunk_size = input.max_chunk_size.unwrap_or(DEFAULT_MAX_CHUNK_SIZE);
+    let verdict = admit(&head, &snapshot, max_chunk_size);
 
     // The checks run in the documented order; model it and compare. The model splits the
     // target independently of the code under test.
@@ -180,6 +183,12 @@ pub fn admission(data: &[u8]) {
     } else {
         match &decoded {
             Err(e) => Err(Rejection::BadQuery(e.clone())),
+            Ok(q) if q.key.chunk_size > max_chunk_size => {
+                Err(Rejection::BadQuery(DecodeError::ChunkSizeTooLarge {
+                    chunk_size: q.key.chunk_size,
+                    max: max_chunk_size,
+                }))
+            }
             Ok(q) if !snapshot.is_coordinator(&q.key) => Err(Rejection::NotCoordinator),
             Ok(_) => Ok(()),
         }
@@ -198,6 +207,7 @@ pub fn admission(data: &[u8]) {
             assert!(snapshot.coordinator(&q.key).is_self);
             assert_eq!(Ok(admitted.expected_len), q.expected_len());
             assert!(admitted.expected_len > 0);
+            assert!(q.key.chunk_size <= max_chunk_size);
         }
         Err(rejection) => {
             assert_eq!(Err(rejection.clone()), expected);
@@ -206,6 +216,9 @@ pub fn admission(data: &[u8]) {
             assert!(!rejection.body().is_empty());
             match rejection {
                 Rejection::BadTarget => assert!(rejection.body().contains("request target")),
+                Rejection::BadQuery(DecodeError::ChunkSizeTooLarge { .. }) => {
+                    assert!(rejection.body().contains("chunk_size"));
+                }
                 Rejection::NotInternal | Rejection::RepeatedInternalHeader => {
                     assert!(rejection.body().contains("x-orca-internal"));
                 }

@@ -118,7 +118,8 @@ impl MembershipStart {
         )?;
         let clock = Clock::new();
         let machine = Membership::new(&membership, clock.now())?;
-        let state = ClusterState::new(machine.snapshot().clone());
+        let state =
+            ClusterState::with_max_chunk_size(machine.snapshot().clone(), config.max_chunk_size);
         Ok(MembershipStart {
             machine,
             self_port: membership.self_port,

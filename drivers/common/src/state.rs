@@ -25,6 +25,7 @@ pub struct ClusterState {
     stopped: AtomicBool,
     stopped_event: Event,
     on_removed: OnceLock<RemovedHook>,
+    max_chunk_size: u64,
 }
 
 /// Told which peers left the snapshot, at every change (the client evicts their connections).
@@ -42,8 +43,15 @@ impl std::fmt::Debug for ClusterState {
 }
 
 impl ClusterState {
-    /// State holding the bootstrap snapshot.
+    /// State holding the bootstrap snapshot, with the default maximum chunk size
+    /// ([`orca_cluster_core::chunk::DEFAULT_MAX_CHUNK_SIZE`]).
     pub fn new(bootstrap: Snapshot) -> Arc<ClusterState> {
+        Self::with_max_chunk_size(bootstrap, orca_cluster_core::chunk::DEFAULT_MAX_CHUNK_SIZE)
+    }
+
+    /// State holding the bootstrap snapshot; the listener refuses chunks larger than
+    /// `max_chunk_size` bytes ([`orca_cluster_core::ClusterConfig::max_chunk_size`]).
+    pub fn with_max_chunk_size(bootstrap: Snapshot, max_chunk_size: u64) -> Arc<ClusterState> {
         Arc::new(ClusterState {
             snapshot: ArcSwap::from_pointee(bootstrap),
             initial: AtomicBool::new(false),
@@ -54,7 +62,14 @@ impl ClusterState {
             stopped: AtomicBool::new(false),
             stopped_event: Event::new(),
             on_removed: OnceLock::new(),
+            max_chunk_size,
         })
+    }
+
+    /// The largest `chunk_size` served or asked for, in bytes
+    /// ([`orca_cluster_core::ClusterConfig::max_chunk_size`]).
+    pub fn max_chunk_size(&self) -> u64 {
+        self.max_chunk_size
     }
 
     /// The current snapshot (never empty; `[self]` before the first answer).

@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use orca_cluster_core::fill::{DeclaredFraming, FillDescriptor, ResponseVerdict, Scheme};
+use orca_cluster_core::fill::{
+    DeclaredFraming, DescriptorError, FillDescriptor, ResponseVerdict, Scheme,
+};
 use orca_cluster_core::{ChunkKey, ClusterConfig, Peer};
 
 pub use body::{FillBody, FillBodyReader};
@@ -51,6 +53,8 @@ struct ClientInner<D: Driver> {
     exchange: D::Exchange,
     scheme: Scheme,
     listen_port: u16,
+    /// `ClusterConfig::max_chunk_size`: larger chunks are never asked for.
+    max_chunk_size: u64,
     stats: StatsRef,
     closed: AtomicBool,
 }
@@ -117,6 +121,7 @@ impl<D: Driver> FillClient<D> {
                 exchange: runtime.exchange(setup),
                 scheme,
                 listen_port: config.internal_listen.port(),
+                max_chunk_size: config.max_chunk_size,
                 stats,
                 closed: AtomicBool::new(false),
             }),
@@ -127,7 +132,9 @@ impl<D: Driver> FillClient<D> {
     ///
     /// Resolves when the response head arrived and was accepted; the returned [`FillBody`]
     /// verifies the length of what follows. Errors ([`FillError`]): the peer is self
-    /// (`Descriptor(TargetIsSelf)`: fill locally) or the chunk is empty; connect or TLS
+    /// (`Descriptor(TargetIsSelf)`: fill locally), the chunk is empty, or its `chunk_size` is
+    /// above `ClusterConfig::max_chunk_size` (`Descriptor(Chunk(ChunkSizeTooLarge))`, sent to
+    /// no peer); connect or TLS
     /// failures and timeouts; 409 ([`FillError::is_not_coordinator`]: fill locally); another
     /// status (with at most 1 KiB of its body); a malformed head or a `Content-Length` other
     /// than the chunk's length; a broken connection; `Closed` after [`FillClient::close`].
@@ -146,6 +153,9 @@ impl<D: Driver> FillClient<D> {
         }
         let descriptor =
             FillDescriptor::new(peer, key, object_size, inner.scheme, inner.listen_port)?;
+        // Peers refuse a chunk above the maximum (400): do not ask.
+        key.check_chunk_size(inner.max_chunk_size)
+            .map_err(DescriptorError::Chunk)?;
         let stats = inner.stats.get();
         Stats::incr(&stats.fills_started);
         let result = self.exchange(&descriptor).await;

@@ -111,7 +111,7 @@ pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
 ///
 /// Per request, in this order: the core's admission checks against the cluster's current
 /// snapshot (404 wrong path, 405 not `GET`, 400 no single `x-orca-internal: 1`, 400 naming a
-/// bad query parameter, 409 `{"reason":"not_coordinator"}`); then 503 if
+/// bad query parameter or a `chunk_size` above the cluster's `max_chunk_size`, 409 `{"reason":"not_coordinator"}`); then 503 if
 /// [`ListenerSettings::max_concurrent`] fills are already being served; then the filler (its
 /// error: 502 `fill failed`); then 200 with the filler's bytes behind [`FillerBody`].
 #[derive(Clone)]
@@ -177,7 +177,7 @@ impl FillPipeline {
     /// returns (the head is not borrowed by the future); the future calls the filler.
     pub fn respond(&self, head: &FillRequestHead<'_>) -> ReplyFuture {
         let inner = &self.inner;
-        let admitted = match admit(head, &inner.state.peers()) {
+        let admitted = match admit(head, &inner.state.peers(), inner.state.max_chunk_size()) {
             Ok(a) => a,
             Err(r) => {
                 tracing::debug!(event = "fill_rejected", status = r.status(), reason = %r, "fill request rejected");

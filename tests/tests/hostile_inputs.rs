@@ -1,0 +1,140 @@
+//! Hostile inputs, the same verdict on both drivers:
+//!
+//! - `chunk_size_above_the_maximum`: the listener answers 400 naming `chunk_size` for a chunk
+//!   larger than the cluster's `max_chunk_size` (and for `chunk_size = 2^64-1` under the
+//!   default 64 MiB), and serves a chunk of exactly the maximum; a client with the same
+//!   maximum fills exactly the maximum and refuses, before sending anything, to ask for more
+//!   (`DescriptorError` naming `chunk_size`).
+//!
+//! Each case is one generic `async fn` instantiated for both drivers by `hostile_tests!`.
+
+use orca_cluster_tests::harness::Driver;
+
+macro_rules! hostile_tests {
+    ($module:ident, $driver:ty) => {
+        mod $module {
+            #[test]
+            fn chunk_size_above_the_maximum() {
+                <$driver as super::Driver>::run(super::cases::chunk_size_above_the_maximum::<
+                    $driver,
+                >());
+            }
+        }
+    };
+}
+
+hostile_tests!(tokio_driver, orca_cluster_tests::harness::TokioDriver);
+hostile_tests!(smol_driver, orca_cluster_tests::harness::SmolDriver);
+
+mod cases {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use orca_cluster_core::fill::DescriptorError;
+    use orca_cluster_core::wire::encode_query;
+    use orca_cluster_core::{ChunkError, ClusterConfig};
+    use orca_cluster_driver_common::{FillError, StaticPeerSource, SyntheticOrigin};
+    use orca_cluster_tests::harness::{
+        ClusterHandle, Driver, Replica, Setup, assert_chunk, bind_local, client_cluster, key,
+        peer_at, replica, static_config,
+    };
+    use orca_cluster_tests::raw_client::{self, RawResponse};
+
+    const ONE: &str = "x-orca-internal: 1\r\n";
+
+    /// A replica of driver `D` with `config`, in a static list with a phantom second peer (so
+    /// it coordinates only some chunks).
+    async fn lone_replica<D: Driver>(config: ClusterConfig) -> Replica {
+        let listener = bind_local::<D>(1).await.pop().unwrap();
+        let addr = D::listener_addr(&listener);
+        let phantom = SocketAddr::new(addr.ip(), 1);
+        let source = StaticPeerSource::new([addr, phantom]);
+        let setup = Setup::static_source(&source).with_self_port(addr.port());
+        replica::<D>(listener, config, setup, SyntheticOrigin).await
+    }
+
+    /// The status and body of a fill of the first chunk of `chunk_size` bytes that `r`
+    /// coordinates, in an object of `object_size(index)` bytes.
+    fn fill(r: &Replica, chunk_size: u64, object_size: impl Fn(u64) -> u64) -> RawResponse {
+        let mine = (0..64)
+            .map(|i| key(i, chunk_size))
+            .find(|k| r.cluster.is_coordinator(k))
+            .expect("a chunk of this replica");
+        let target = format!(
+            "/internal/fill?{}",
+            encode_query(&mine, object_size(mine.index))
+        );
+        raw_client::exchange(r.addr, &raw_client::request("GET", &target, ONE))
+            .unwrap_or_else(|e| panic!("{}: {e}", r.driver))
+    }
+
+    pub(super) async fn chunk_size_above_the_maximum<D: Driver>() {
+        const MAX: u64 = 4096;
+        let config = ClusterConfig {
+            max_chunk_size: MAX,
+            ..static_config()
+        };
+        let r = lone_replica::<D>(config.clone()).await;
+        let whole = |chunk_size: u64| move |index: u64| (index + 4) * chunk_size;
+        let response = fill(&r, MAX, whole(MAX));
+        assert_eq!(response.status, 200, "{}: exactly the maximum", D::NAME);
+        assert_eq!(response.body.len() as u64, MAX, "{}", D::NAME);
+        let response = fill(&r, MAX + 1, whole(MAX + 1));
+        let (status, body) = (response.status, response.text());
+        assert_eq!(status, 400, "{}: one byte above: {body}", D::NAME);
+        assert!(body.contains("chunk_size"), "{}: {body}", D::NAME);
+
+        // A client with the same maximum fills exactly the maximum, and refuses to ask for
+        // more: the error names chunk_size and the listener sees no request.
+        let client = client_cluster::<D>(config.clone(), true, &[r.addr]).await;
+        let peer = peer_at(r.addr);
+        let at_max = (0..64)
+            .map(|i| key(i, MAX))
+            .find(|k| r.cluster.is_coordinator(k))
+            .expect("a chunk of the replica");
+        let object_size = (at_max.index + 4) * MAX;
+        let bytes = client.fill(&peer, &at_max, object_size).await;
+        let bytes = bytes.unwrap_or_else(|e| panic!("{}: fill at the maximum: {e}", D::NAME));
+        assert_chunk(&bytes, &at_max, object_size);
+        let served_failed = r.cluster.stats().served_failed;
+        let above = key(at_max.index, MAX + 1);
+        let e = client
+            .fill(&peer, &above, (above.index + 4) * (MAX + 1))
+            .await
+            .expect_err("a chunk above the maximum is not asked for");
+        assert!(
+            matches!(
+                e,
+                FillError::Descriptor(DescriptorError::Chunk(ChunkError::ChunkSizeTooLarge {
+                    chunk_size,
+                    max: MAX
+                })) if chunk_size == MAX + 1
+            ),
+            "{}: {e:?}",
+            D::NAME
+        );
+        assert!(e.to_string().contains("chunk_size"), "{}: {e}", D::NAME);
+        assert_eq!(
+            r.cluster.stats().served_failed,
+            served_failed,
+            "{}",
+            D::NAME
+        );
+        client.close(Duration::from_secs(2)).await.unwrap();
+        r.stop().await;
+
+        // The default maximum (64 MiB): the whole 2^64-1 range as one chunk is refused.
+        // Chunk 0, whoever coordinates it: the size is checked before the coordinator.
+        let r = lone_replica::<D>(static_config()).await;
+        let target = format!(
+            "/internal/fill?{}",
+            encode_query(&key(0, u64::MAX), u64::MAX)
+        );
+        let response = raw_client::exchange(r.addr, &raw_client::request("GET", &target, ONE))
+            .unwrap_or_else(|e| panic!("{}: {e}", D::NAME));
+        let (status, body) = (response.status, response.text());
+        assert_eq!(status, 400, "{}: chunk_size 2^64-1: {body}", D::NAME);
+        assert!(body.contains("chunk_size"), "{}: {body}", D::NAME);
+        r.stop().await;
+    }
+}
