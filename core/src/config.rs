@@ -233,6 +233,11 @@ pub struct TlsSettings {
     /// Name to verify in peers' certificates (pods are dialed by IP; certificates usually name
     /// the Service). Empty: verify the peer's IP.
     pub server_name: String,
+    /// Name the listener requires in a client certificate (default empty: no check, any
+    /// certificate that chains to `ca_file` is accepted). When set, a client whose certificate
+    /// has no subject alternative name matching it — a DNS name, or an IP address when
+    /// `client_name` parses as one — is refused during the TLS handshake.
+    pub client_name: String,
 }
 
 /// The cluster configuration, mirroring the Go `cluster:` section (same key names with serde).

@@ -1456,6 +1456,7 @@ mod cases {
             key_file: "/nonexistent/key.pem".into(),
             ca_file: "/nonexistent/ca.pem".into(),
             server_name: String::new(),
+            client_name: String::new(),
         };
         let result = start(missing).await.map(|_| ());
         assert!(

@@ -5,6 +5,9 @@
 //!   default 64 MiB), and serves a chunk of exactly the maximum; a client with the same
 //!   maximum fills exactly the maximum and refuses, before sending anything, to ask for more
 //!   (`DescriptorError` naming `chunk_size`).
+//! - `client_name_is_checked`: with `internal_tls.client_name` set, the listener refuses, at the
+//!   TLS handshake, a client certificate of the cluster's CA that does not name it, and serves
+//!   one that does (by DNS name or by IP).
 //!
 //! Each case is one generic `async fn` instantiated for both drivers by `hostile_tests!`.
 
@@ -19,6 +22,11 @@ macro_rules! hostile_tests {
                     $driver,
                 >());
             }
+
+            #[test]
+            fn client_name_is_checked() {
+                <$driver as super::Driver>::run(super::cases::client_name_is_checked::<$driver>());
+            }
         }
     };
 }
@@ -32,8 +40,9 @@ mod cases {
 
     use orca_cluster_core::fill::DescriptorError;
     use orca_cluster_core::wire::encode_query;
-    use orca_cluster_core::{ChunkError, ClusterConfig};
+    use orca_cluster_core::{ChunkError, ClusterConfig, TlsSettings};
     use orca_cluster_driver_common::{FillError, StaticPeerSource, SyntheticOrigin};
+    use orca_cluster_test_support::MtlsFixture;
     use orca_cluster_tests::harness::{
         ClusterHandle, Driver, Replica, Setup, assert_chunk, bind_local, client_cluster, key,
         peer_at, replica, static_config,
@@ -136,5 +145,73 @@ mod cases {
         assert_eq!(status, 400, "{}: chunk_size 2^64-1: {body}", D::NAME);
         assert!(body.contains("chunk_size"), "{}: {body}", D::NAME);
         r.stop().await;
+    }
+
+    fn tls_config(tls: TlsSettings) -> ClusterConfig {
+        ClusterConfig {
+            internal_tls: tls,
+            ..static_config()
+        }
+    }
+
+    pub(super) async fn client_name_is_checked<D: Driver>() {
+        const CLIENT: &str = "fill-client.orca.test";
+        let fixture = MtlsFixture::new(D::NAME);
+        let pki = &fixture.pki;
+        let dir = fixture.dir.path();
+        // Clients of the cluster's CA that verify the listener by IP, like every member.
+        let client_of = |file: &str, names: &[&str]| {
+            let identity = pki.ca.leaf(names).expect("client certificate");
+            identity
+                .write(dir, file, pki.ca.pem(), "")
+                .expect("client files")
+        };
+        let named = client_of("named", &[CLIENT]);
+        let other = client_of("other", &["someone-else.orca.test", "127.0.0.1"]);
+
+        for (client_name, accepted, refused) in [
+            (CLIENT, &named, &other),
+            // An IP client name matches an IP subject alternative name only.
+            ("127.0.0.1", &other, &named),
+        ] {
+            let listener = bind_local::<D>(1).await.pop().unwrap();
+            let addr = D::listener_addr(&listener);
+            let source = StaticPeerSource::new([addr]);
+            let setup = Setup::static_source(&source).with_self_port(addr.port());
+            let server_tls = TlsSettings {
+                client_name: client_name.into(),
+                ..fixture.member.clone()
+            };
+            let server =
+                replica::<D>(listener, tls_config(server_tls), setup, SyntheticOrigin).await;
+            let peer = peer_at(addr);
+            let k = key(0, 1024);
+            let object_size = 4 * 1024;
+
+            let good = client_cluster::<D>(tls_config(accepted.clone()), false, &[]).await;
+            let bytes = good.fill(&peer, &k, object_size).await;
+            let bytes =
+                bytes.unwrap_or_else(|e| panic!("{}: client_name {client_name}: {e}", D::NAME));
+            assert_chunk(&bytes, &k, object_size);
+
+            let bad = client_cluster::<D>(tls_config(refused.clone()), false, &[]).await;
+            let err = bad
+                .fill(&peer, &k, object_size)
+                .await
+                .expect_err("a client certificate for another name is refused");
+            // The listener refuses the certificate with a TLS alert. Under TLS 1.3 the alert
+            // arrives after the client's side of the handshake is done, so, as for a client
+            // certificate of another CA, the drivers report it as `Tls` or as the `Http` error
+            // of the request the alert broke (never a response).
+            assert!(
+                matches!(err, FillError::Tls(_) | FillError::Http(_)),
+                "{}: client_name {client_name}: {err:?}",
+                D::NAME
+            );
+            assert_eq!(server.cluster.stats().served_ok, 1, "{}", D::NAME);
+            good.close(Duration::from_secs(2)).await.unwrap();
+            bad.close(Duration::from_secs(2)).await.unwrap();
+            server.stop().await;
+        }
     }
 }

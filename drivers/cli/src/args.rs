@@ -162,6 +162,7 @@ impl TlsArgs {
             key_file: path(&self.tls_key),
             ca_file: path(&self.tls_ca),
             server_name: self.server_name.clone().unwrap_or_default(),
+            client_name: String::new(),
         }
     }
 }

@@ -22,11 +22,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 /// The three PEM files and the name to verify.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +44,10 @@ pub struct TlsFiles {
     pub ca_file: PathBuf,
     /// DNS name to verify in peers' certificates; `None` verifies the peer's IP instead.
     pub server_name: Option<String>,
+    /// Name the listener requires in a client certificate's subject alternative names (a DNS
+    /// name, or an IP address when it parses as one), after its chain verifies; `None`
+    /// accepts any client certificate that chains to the CA bundle.
+    pub client_name: Option<String>,
 }
 
 impl TlsFiles {
@@ -49,6 +58,7 @@ impl TlsFiles {
             key_file: settings.key_file.clone().into(),
             ca_file: settings.ca_file.clone().into(),
             server_name: (!settings.server_name.is_empty()).then(|| settings.server_name.clone()),
+            client_name: (!settings.client_name.is_empty()).then(|| settings.client_name.clone()),
         }
     }
 }
@@ -69,6 +79,8 @@ pub enum TlsError {
     Config(String),
     /// `server_name` is not a valid DNS name.
     ServerName(String),
+    /// `client_name` is neither a valid DNS name nor an IP address.
+    ClientName(String),
 }
 
 impl fmt::Display for TlsError {
@@ -81,6 +93,12 @@ impl fmt::Display for TlsError {
             } => write!(f, "{field} {}: {reason}", path.display()),
             TlsError::Config(e) => write!(f, "invalid TLS material: {e}"),
             TlsError::ServerName(n) => write!(f, "server_name: {n:?} is not a valid DNS name"),
+            TlsError::ClientName(n) => {
+                write!(
+                    f,
+                    "client_name: {n:?} is neither a valid DNS name nor an IP address"
+                )
+            }
         }
     }
 }
@@ -297,9 +315,12 @@ fn build(
     let provider = provider();
     let config_err = |e: rustls::Error| TlsError::Config(e.to_string());
 
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
+    if let Some(name) = &files.client_name {
+        verifier = Arc::new(ClientNameVerifier::new(verifier, name)?);
+    }
     let mut server = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(config_err)?
@@ -321,6 +342,79 @@ fn build(
         server: Arc::new(server),
         client: Arc::new(client),
     })
+}
+
+/// The listener's client verifier when `client_name` is set: the CA chain is verified first
+/// (by the wrapped WebPKI verifier), then the end-entity certificate must carry the name in its
+/// subject alternative names (a DNS name, or an IP address when `client_name` parses as one;
+/// the subject's common name is not used). A mismatch fails the handshake with the certificate
+/// error `NotValidForName`.
+#[derive(Debug)]
+struct ClientNameVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ClientNameVerifier {
+    fn new(inner: Arc<dyn ClientCertVerifier>, name: &str) -> Result<Self, TlsError> {
+        let name = ServerName::try_from(name.to_owned())
+            .map_err(|_| TlsError::ClientName(name.to_owned()))?;
+        Ok(ClientNameVerifier { inner, name })
+    }
+}
+
+impl ClientCertVerifier for ClientNameVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let parsed = ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_name(&parsed, &self.name)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.inner.requires_raw_public_keys()
+    }
 }
 
 /// Loads the `internal_tls` files for driver `D` with `options`' ALPN lists (see
@@ -353,6 +447,7 @@ mod tests {
             key_file: dir.join("key.pem"),
             ca_file: dir.join("ca.pem"),
             server_name: None,
+            client_name: None,
         }
     }
 
@@ -365,6 +460,67 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn client_name_checks_the_client_certificates_names_after_its_chain() {
+        let dir = scratch("client-name");
+        let files = write_identity(&dir);
+        let cert = read_certs("cert_file", &files.cert_file).unwrap().remove(0);
+        let roots = {
+            let mut roots = RootCertStore::empty();
+            roots.add(cert.clone()).unwrap();
+            Arc::new(roots)
+        };
+        let verifier = |name: &str| {
+            let inner = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+                .build()
+                .unwrap();
+            ClientNameVerifier::new(inner, name).unwrap()
+        };
+        let now = UnixTime::now();
+        // The identity names `localhost`.
+        assert!(
+            verifier("localhost")
+                .verify_client_cert(&cert, &[], now)
+                .is_ok()
+        );
+        let e = verifier("other.example")
+            .verify_client_cert(&cert, &[], now)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
+                    | rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForNameContext { .. }
+                    )
+            ),
+            "{e:?}"
+        );
+        assert!(
+            verifier("127.0.0.1")
+                .verify_client_cert(&cert, &[], now)
+                .is_err(),
+            "an IP the certificate does not name"
+        );
+        // A bad name is a typed error naming client_name, at load.
+        let bad = TlsFiles {
+            client_name: Some("not a name!".into()),
+            ..files.clone()
+        };
+        let e = TlsReloader::load(bad, &[b"h2"], &[b"h2"]).unwrap_err();
+        assert!(
+            matches!(&e, TlsError::ClientName(n) if n == "not a name!"),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("client_name"), "{e}");
+        let good = TlsFiles {
+            client_name: Some("localhost".into()),
+            ..files
+        };
+        assert!(TlsReloader::load(good, &[b"h2"], &[b"h2"]).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

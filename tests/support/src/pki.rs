@@ -210,6 +210,7 @@ fn write_settings(
         key_file: text(&key.0),
         ca_file: text(&ca.0),
         server_name: server_name.to_owned(),
+        client_name: String::new(),
     })
 }
 
