@@ -14,9 +14,10 @@
 //!    after the previous one was requested (never two at once). A lookup not answered by its
 //!    deadline (`lookup_timeout` after the request) is a [`LookupFailure::Timeout`], and the
 //!    machine tells the driver to abandon it ([`Membership::poll_abandoned`]).
-//! 4. Records not of the configured [`IpFamily`] are dropped from every answer (DNS or a
-//!    static/custom source). An answer that had records but none of the family is the failure
-//!    [`LookupFailure::NoRecords`] (rule 6). An answer with records left resets the failure
+//! 4. Records not of the configured [`IpFamily`], and records whose address no pod can have
+//!    ([`crate::peer::is_peer_ip`]: unspecified, `0.0.0.0/8`, broadcast, multicast), are
+//!    dropped from every answer (DNS or a static/custom source). An answer that had records
+//!    but none left is the failure [`LookupFailure::NoRecords`] (rule 6). An answer with records left resets the failure
 //!    streak, stamps and adds self, sorts and de-duplicates; a new snapshot (next generation)
 //!    is published only if the set changed.
 //! 5. An answer with zero records (possible only from a static/custom source) publishes `[self]`.
@@ -75,7 +76,8 @@ pub enum LookupFailure {
     NxDomain,
     /// The name exists but has no A/AAAA records (DNS only; a static source answers
     /// [`LookupAnswer::Records`] with an empty list instead). Also what the machine makes of an
-    /// answer whose records are all of another family than the configured [`IpFamily`].
+    /// answer whose records are all of another family than the configured [`IpFamily`], or
+    /// all addresses no pod can have ([`crate::peer::is_peer_ip`]).
     NoRecords,
     /// A socket or protocol error (including a truncated answer whose TCP retry failed).
     Io,
@@ -109,7 +111,8 @@ impl fmt::Display for LookupFailure {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum LookupAnswer {
     /// The lookup succeeded with these addresses (any order, duplicates allowed, any family:
-    /// the machine drops those not of the configured [`IpFamily`]).
+    /// the machine drops those not of the configured [`IpFamily`] and those no pod can have,
+    /// see [`crate::peer::is_peer_ip`]).
     Records(Vec<PeerAddr>),
     /// The lookup failed.
     Failed(LookupFailure),
@@ -324,11 +327,9 @@ impl Membership {
                 }
                 LookupAnswer::Records(mut addrs) => {
                     let family = self.family;
-                    if family != IpFamily::Any {
-                        addrs.retain(|a| family.matches(a.ip));
-                    }
+                    addrs.retain(|a| family.matches(a.ip) && crate::peer::is_peer_ip(a.ip));
                     if addrs.is_empty() {
-                        // Records, but none of the family: as if DNS had none (rule 4).
+                        // Records, but none usable: as if DNS had none (rule 4).
                         self.on_failure(LookupFailure::NoRecords);
                     } else {
                         self.streak = 0;

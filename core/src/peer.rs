@@ -89,6 +89,24 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether `ip` can be the address of a peer: a unicast address a pod can have. IPv4-mapped
+/// IPv6 addresses are judged as IPv4.
+///
+/// Refused: the unspecified addresses and the rest of `0.0.0.0/8` ("this network", never a
+/// host's address) and `::`; the IPv4 limited broadcast `255.255.255.255`; multicast
+/// (`224.0.0.0/4`, `ff00::/8`). Everything else is accepted, including loopback (test clusters
+/// and a single host), link-local, private and documentation ranges, and `240.0.0.0/4` (some
+/// clusters give pods addresses from it).
+pub fn is_peer_ip(ip: IpAddr) -> bool {
+    match canonical_ip(ip) {
+        IpAddr::V4(v4) => {
+            let [first, ..] = v4.octets();
+            !(first == 0 || v4.is_broadcast() || v4.is_multicast())
+        }
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
+}
+
 /// Who "self" is: the local replica's IPs (two on a dual-stack pod) and its listener port as it
 /// appears in peer records (0 in production, where DNS carries no ports).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,6 +230,41 @@ mod tests {
     use super::*;
     use alloc::string::ToString;
     use core::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn only_unicast_addresses_are_peer_ips() {
+        for bad in [
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "224.0.0.1",
+            "239.255.255.250",
+            "::",
+            "ff02::1",
+            "ff0e::1",
+            "::ffff:0.0.0.0",
+            "::ffff:224.0.0.1",
+            "::ffff:255.255.255.255",
+        ] {
+            assert!(!is_peer_ip(bad.parse().unwrap()), "{bad}");
+        }
+        for good in [
+            "10.0.0.1",
+            "127.0.0.1",
+            "169.254.1.1",
+            "192.0.2.1",
+            "240.0.0.1",
+            "255.255.255.254",
+            "1.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_peer_ip(good.parse().unwrap()), "{good}");
+        }
+    }
 
     #[test]
     fn mapped_v6_is_v4() {

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
+use orca_cluster_core::peer::is_peer_ip;
 use orca_cluster_core::{
     ConfigError, Instant, IpFamily, LookupAnswer, LookupFailure, LookupId, LookupRequest,
     Membership, MembershipConfig, MembershipEvent, PeerAddr, Scoring, Snapshot,
@@ -48,9 +49,27 @@ enum Answer {
     Records(Vec<PeerAddr>),
     /// Self (each self IP, at the self port) plus others, shuffled by the given rotation.
     WithSelf(Vec<PeerAddr>, u8),
+    /// Records plus addresses no pod can have (picked from [`NON_UNICAST`] by index), on the
+    /// same ports.
+    WithNonUnicast(Vec<PeerAddr>, Vec<u8>),
     Empty,
     Failed(LookupFailure),
 }
+
+/// Addresses a pod can never have: unspecified, "this network", broadcast, multicast (also
+/// IPv4-mapped).
+const NON_UNICAST: &[&str] = &[
+    "0.0.0.0",
+    "0.255.0.1",
+    "255.255.255.255",
+    "224.0.0.1",
+    "239.255.255.255",
+    "::",
+    "ff02::1",
+    "ffff::1",
+    "::ffff:0.0.0.0",
+    "::ffff:230.1.2.3",
+];
 
 #[derive(Arbitrary, Debug)]
 enum Op {
@@ -192,6 +211,16 @@ impl Driver {
                 }
                 LookupAnswer::Records(r)
             }
+            Answer::WithNonUnicast(mut r, picks) => {
+                let port = r.first().map_or(self.config.self_port, |a| a.port);
+                for pick in picks.into_iter().take(8) {
+                    let text = NON_UNICAST[usize::from(pick) % NON_UNICAST.len()];
+                    let ip: IpAddr = text.parse().expect("a listed address");
+                    assert!(!is_peer_ip(ip), "{text} listed as non-unicast");
+                    r.insert(usize::from(pick) % (r.len() + 1), PeerAddr { ip, port });
+                }
+                LookupAnswer::Records(r)
+            }
             Answer::Empty => LookupAnswer::Records(Vec::new()),
             Answer::Failed(f) => LookupAnswer::Failed(f),
         }
@@ -262,13 +291,14 @@ impl Driver {
         let family = self.config.ip_family;
         // Rule 4: records of another family are dropped; records but none of the family is
         // a failure.
-        let usable =
-            |addrs: &[PeerAddr]| addrs.is_empty() || addrs.iter().any(|a| family.matches(a.ip));
+        // Records no pod can have (unspecified, broadcast, multicast) are dropped the same way.
+        let keep = |a: &PeerAddr| family.matches(a.ip) && is_peer_ip(a.ip);
+        let usable = |addrs: &[PeerAddr]| addrs.is_empty() || addrs.iter().any(keep);
         match answer {
             LookupAnswer::Records(addrs) if !late && usable(&addrs) => {
                 // Rules 4 and 5: streak reset; stamped, self added, sorted, de-duplicated.
                 assert_eq!(self.m.failure_streak(), 0);
-                let kept = addrs.into_iter().filter(|a| family.matches(a.ip));
+                let kept = addrs.into_iter().filter(keep);
                 let want = Snapshot::new(self.m.self_identity(), kept, self.config.scoring, 0);
                 assert_eq!(snap.peers(), want.peers(), "snapshot after an answer");
                 assert!(
@@ -398,6 +428,13 @@ impl Driver {
         assert!(
             snap.self_peer().is_some(),
             "self missing from {:?}",
+            snap.peers()
+        );
+        // No address a pod cannot have is ever a peer (self's own IPs come from the
+        // configuration, not from answers).
+        assert!(
+            snap.peers().iter().all(|p| p.is_self || is_peer_ip(p.ip)),
+            "non-unicast peer in {:?}",
             snap.peers()
         );
         let me = self.m.self_identity();

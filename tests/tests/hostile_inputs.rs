@@ -8,6 +8,10 @@
 //! - `client_name_is_checked`: with `internal_tls.client_name` set, the listener refuses, at the
 //!   TLS handshake, a client certificate of the cluster's CA that does not name it, and serves
 //!   one that does (by DNS name or by IP).
+//! - `dns_answers_yield_only_real_peers`: a DNS answer (test DNS server) that also carries
+//!   A/AAAA records of another owner name and addresses no pod can have (`0.0.0.0`, `::`,
+//!   broadcast, multicast) yields only the real peers; an answer of such addresses only is a
+//!   `NoRecords` failure that keeps the last good set.
 //!
 //! Each case is one generic `async fn` instantiated for both drivers by `hostile_tests!`.
 
@@ -24,6 +28,13 @@ macro_rules! hostile_tests {
             }
 
             #[test]
+            fn dns_answers_yield_only_real_peers() {
+                <$driver as super::Driver>::run(super::cases::dns_answers_yield_only_real_peers::<
+                    $driver,
+                >());
+            }
+
+            #[test]
             fn client_name_is_checked() {
                 <$driver as super::Driver>::run(super::cases::client_name_is_checked::<$driver>());
             }
@@ -35,7 +46,7 @@ hostile_tests!(tokio_driver, orca_cluster_tests::harness::TokioDriver);
 hostile_tests!(smol_driver, orca_cluster_tests::harness::SmolDriver);
 
 mod cases {
-    use std::net::SocketAddr;
+    use std::net::{IpAddr, SocketAddr};
     use std::time::Duration;
 
     use orca_cluster_core::fill::DescriptorError;
@@ -43,9 +54,10 @@ mod cases {
     use orca_cluster_core::{ChunkError, ClusterConfig, TlsSettings};
     use orca_cluster_driver_common::{FillError, StaticPeerSource, SyntheticOrigin};
     use orca_cluster_test_support::MtlsFixture;
+    use orca_cluster_testdns::TestDnsServer;
     use orca_cluster_tests::harness::{
-        ClusterHandle, Driver, Replica, Setup, assert_chunk, bind_local, client_cluster, key,
-        peer_at, replica, static_config,
+        ClusterHandle, Driver, Replica, Setup, assert_chunk, bind_local, client_cluster,
+        eventually, key, peer_at, replica, static_config,
     };
     use orca_cluster_tests::raw_client::{self, RawResponse};
 
@@ -213,5 +225,51 @@ mod cases {
             bad.close(Duration::from_secs(2)).await.unwrap();
             server.stop().await;
         }
+    }
+
+    pub(super) async fn dns_answers_yield_only_real_peers<D: Driver>() {
+        const NAME: &str = "orca-peers.default.svc.cluster.local";
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let me = ip("10.0.0.1");
+        let real = [me, ip("10.0.0.2"), ip("fd00::2")];
+        let dns = TestDnsServer::start().unwrap();
+        let mut answer = real.to_vec();
+        answer.extend(
+            ["0.0.0.0", "::", "255.255.255.255", "224.0.0.1", "ff02::1"]
+                .iter()
+                .map(|t| ip(t)),
+        );
+        dns.set_records(NAME, &answer);
+        dns.set_stray_records(
+            NAME,
+            "attacker.example.com",
+            &[ip("10.6.6.6"), ip("fd66::6")],
+        );
+        let config = ClusterConfig {
+            service: NAME.into(),
+            self_pod_ip: vec![me],
+            membership_refresh: Duration::from_millis(150),
+            lookup_timeout: Duration::from_millis(400),
+            max_stale_refreshes: 2,
+            ..ClusterConfig::default()
+        };
+        let cluster = D::start(config, Setup::dns(dns.addr()))
+            .await
+            .unwrap_or_else(|e| panic!("{}: start: {e}", D::NAME));
+        let peers = |cluster: &D::Cluster| -> Vec<IpAddr> {
+            cluster.peers().peers().iter().map(|p| p.ip).collect()
+        };
+        assert_eq!(peers(&cluster), real, "{}: only the real peers", D::NAME);
+        assert_eq!(cluster.stats().lookup_failures, 0, "{}", D::NAME);
+
+        // Nothing but such addresses and strays: a NoRecords failure, the last set kept.
+        dns.set_records(NAME, &[ip("0.0.0.0"), ip("::")]);
+        let failed = eventually::<D>(Duration::from_secs(5), || {
+            cluster.stats().lookup_failures > 0
+        })
+        .await;
+        assert!(failed, "{}: the answer counts as a failure", D::NAME);
+        assert_eq!(peers(&cluster), real, "{}: last good set kept", D::NAME);
+        cluster.close(Duration::from_secs(2)).await.unwrap();
     }
 }

@@ -589,3 +589,43 @@ fn a_request_never_taken_is_withdrawn_not_abandoned() {
     assert!(m.poll_lookup().is_none());
     assert!(abandoned(&mut m).is_empty());
 }
+
+#[test]
+fn rule4_addresses_no_pod_can_have_are_dropped() {
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    answer(
+        &mut m,
+        at(1),
+        records(&[
+            ME,
+            "10.0.0.2",
+            "0.0.0.0",
+            "0.0.0.7",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::",
+            "ff02::1",
+            "::ffff:0.0.0.0",
+            "fd00::2",
+        ]),
+    );
+    assert_eq!(peer_ips(&m), [ME, "10.0.0.2", "fd00::2"]);
+    let _ = events(&mut m);
+
+    // An answer of such addresses only is a NoRecords failure: the last good set is kept.
+    refresh(&mut m, records(&["0.0.0.0", "::", "239.1.2.3"]));
+    assert_eq!(
+        failures(&events(&mut m)),
+        [(LookupFailure::NoRecords, 1, true)]
+    );
+    assert_eq!(peer_ips(&m), [ME, "10.0.0.2", "fd00::2"]);
+
+    // Before any answer: a bootstrap failure, [self].
+    let mut m = Membership::new(&config(), at(0)).unwrap();
+    answer(&mut m, at(1), records(&["0.0.0.0"]));
+    assert_eq!(
+        failures(&events(&mut m)),
+        [(LookupFailure::NoRecords, 1, false)]
+    );
+    assert_eq!(peer_ips(&m), [ME]);
+}

@@ -6,15 +6,18 @@
 //! mutable list for tests and single-host clusters.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hickory_resolver::config::LookupIpStrategy;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::rdata::CNAME;
+use hickory_resolver::proto::rr::{DNSClass, Name, RData};
 use hickory_resolver::{ConnectionProvider, Resolver};
 use orca_cluster_core::{LookupAnswer, LookupFailure, PeerAddr};
 
@@ -89,7 +92,9 @@ impl PeerSource for StaticPeerSource {
 /// Resolves the headless Service with hickory. Every lookup asks the server again: the answer
 /// cache is disabled, so a pod that leaves disappears at the next refresh, not after a TTL.
 ///
-/// It answers every A and AAAA record; the core keeps those of the configured `ip_family`.
+/// It answers the A and AAAA records owned by the queried name or its CNAME chain
+/// ([`answer_records`]; records of other owner names are dropped); the core keeps those of the
+/// configured `ip_family` whose address a pod can have.
 pub struct DnsPeerSource<P: ConnectionProvider> {
     resolver: Arc<Resolver<P>>,
 }
@@ -101,7 +106,8 @@ impl<P: ConnectionProvider> std::fmt::Debug for DnsPeerSource<P> {
 }
 
 /// Resolver options for membership lookups: no cache, A and AAAA, no hosts file, one attempt per
-/// server within the lookup timeout, TCP retry on errors.
+/// server within the lookup timeout, TCP retry on errors, CNAME records kept in the answer (so
+/// [`answer_records`] can follow the chain).
 pub fn membership_options(mut options: ResolverOpts, lookup_timeout: Duration) -> ResolverOpts {
     options.cache_size = 0;
     options.positive_max_ttl = Some(Duration::ZERO);
@@ -112,6 +118,7 @@ pub fn membership_options(mut options: ResolverOpts, lookup_timeout: Duration) -
     options.attempts = 1;
     options.try_tcp_on_error = true;
     options.edns0 = true;
+    options.preserve_intermediates = true;
     options
 }
 
@@ -162,6 +169,45 @@ impl<P: ConnectionProvider> DnsPeerSource<P> {
     }
 }
 
+/// Most CNAME records followed from the queried name by [`answer_records`].
+pub const MAX_CNAME_HOPS: usize = 16;
+
+/// The peer addresses of an A/AAAA answer: the A and AAAA records whose owner name is the
+/// queried name, or a name of its CNAME chain in the same answer (the CNAME record owned by
+/// the queried name, then the one owned by its target, and so on, at most
+/// [`MAX_CNAME_HOPS`]). Records of any other owner name — which a misbehaving or hostile
+/// server may add — are dropped, as are records of another class. Names compare
+/// case-insensitively.
+pub fn answer_records(lookup: &Lookup) -> Vec<PeerAddr> {
+    let answers = lookup.answers();
+    let mut chain: Vec<&Name> = vec![lookup.query().name()];
+    while chain.len() <= MAX_CNAME_HOPS {
+        let Some(current) = chain.last().copied() else {
+            break;
+        };
+        let next = answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(CNAME(target)) if r.dns_class == DNSClass::IN && &r.name == current => {
+                Some(target)
+            }
+            _ => None,
+        });
+        match next {
+            Some(target) if !chain.contains(&target) => chain.push(target),
+            _ => break,
+        }
+    }
+    answers
+        .iter()
+        .filter(|r| r.dns_class == DNSClass::IN && chain.contains(&&r.name))
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+            _ => None,
+        })
+        .map(PeerAddr::from_ip)
+        .collect()
+}
+
 /// Maps a hickory error to the core's failure kinds.
 pub fn classify_dns_error(error: &NetError) -> LookupFailure {
     match error {
@@ -188,7 +234,7 @@ impl<P: ConnectionProvider> PeerSource for DnsPeerSource<P> {
         Box::pin(async move {
             match resolver.lookup_ip(name.as_str()).await {
                 Ok(ips) => {
-                    let records: Vec<PeerAddr> = ips.iter().map(PeerAddr::from_ip).collect();
+                    let records = answer_records(ips.as_lookup());
                     if records.is_empty() {
                         LookupAnswer::Failed(LookupFailure::NoRecords)
                     } else {
@@ -202,5 +248,93 @@ impl<P: ConnectionProvider> PeerSource for DnsPeerSource<P> {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::proto::op::Query;
+    use hickory_resolver::proto::rr::rdata::{A, AAAA};
+    use hickory_resolver::proto::rr::{Record, RecordType};
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    fn a(owner: &str, ip: &str) -> Record {
+        Record::from_rdata(name(owner), 5, RData::A(A(ip.parse().unwrap())))
+    }
+
+    fn cname(owner: &str, target: &str) -> Record {
+        Record::from_rdata(name(owner), 5, RData::CNAME(CNAME(name(target))))
+    }
+
+    fn ips(lookup: &Lookup) -> Vec<String> {
+        answer_records(lookup)
+            .iter()
+            .map(|p| p.ip.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn records_of_other_owner_names_are_dropped() {
+        let query = Query::query(name("orca.default.svc.cluster.local."), RecordType::A);
+        let aaaa = Record::from_rdata(
+            name("ORCA.default.svc.cluster.local."),
+            5,
+            RData::AAAA(AAAA("fd00::1".parse().unwrap())),
+        );
+        let lookup = Lookup::new_with_max_ttl(
+            query,
+            [
+                a("orca.default.svc.cluster.local.", "10.0.0.1"),
+                a("evil.example.", "10.9.9.9"),
+                a("default.svc.cluster.local.", "10.9.9.8"),
+                aaaa,
+            ],
+        );
+        assert_eq!(ips(&lookup), ["10.0.0.1", "fd00::1"]);
+    }
+
+    #[test]
+    fn the_cname_chain_from_the_queried_name_is_followed() {
+        let query = Query::query(name("orca.example."), RecordType::A);
+        let lookup = Lookup::new_with_max_ttl(
+            query,
+            [
+                cname("orca.example.", "hop.example."),
+                cname("hop.example.", "pods.example."),
+                // A CNAME not on the chain does not extend it.
+                cname("elsewhere.example.", "stray.example."),
+                a("pods.example.", "10.0.0.1"),
+                a("hop.example.", "10.0.0.2"),
+                a("stray.example.", "10.9.9.9"),
+                a("elsewhere.example.", "10.9.9.8"),
+            ],
+        );
+        assert_eq!(ips(&lookup), ["10.0.0.1", "10.0.0.2"]);
+
+        // A loop ends the chain; a chain longer than MAX_CNAME_HOPS is cut there.
+        let loop_lookup = Lookup::new_with_max_ttl(
+            Query::query(name("a.example."), RecordType::A),
+            [
+                cname("a.example.", "b.example."),
+                cname("b.example.", "a.example."),
+                a("b.example.", "10.0.0.3"),
+            ],
+        );
+        assert_eq!(ips(&loop_lookup), ["10.0.0.3"]);
+        let mut long = Vec::new();
+        for i in 0..=MAX_CNAME_HOPS {
+            long.push(cname(
+                &format!("n{i}.example."),
+                &format!("n{}.example.", i + 1),
+            ));
+        }
+        long.push(a(&format!("n{MAX_CNAME_HOPS}.example."), "10.0.0.4"));
+        long.push(a(&format!("n{}.example.", MAX_CNAME_HOPS + 1), "10.9.9.9"));
+        let long = Lookup::new_with_max_ttl(Query::query(name("n0.example."), RecordType::A), long);
+        assert_eq!(ips(&long), ["10.0.0.4"]);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::Mode;
 use crate::shared::{Shared, lock};
@@ -149,12 +149,19 @@ fn answer_question(
         _ => return ResponseCode::NoError,
     };
     let name = question.name().clone();
-    for ip in ips.iter().filter(|ip| ip.is_ipv6() == want_v6) {
+    let strays = records
+        .strays(&question.name().to_ascii())
+        .and_then(|(owner, ips)| Name::from_ascii(owner).ok().map(|owner| (owner, ips)));
+    let own = ips.iter().map(|ip| (name.clone(), ip));
+    let stray = strays
+        .iter()
+        .flat_map(|(owner, ips)| ips.iter().map(move |ip| (owner.clone(), ip)));
+    for (owner, ip) in own.chain(stray).filter(|(_, ip)| ip.is_ipv6() == want_v6) {
         let data = match *ip {
             IpAddr::V4(v4) => RData::A(A::from(v4)),
             IpAddr::V6(v6) => RData::AAAA(AAAA::from(v6)),
         };
-        response.add_answer(Record::from_rdata(name.clone(), ttl, data));
+        response.add_answer(Record::from_rdata(owner, ttl, data));
     }
     ResponseCode::NoError
 }

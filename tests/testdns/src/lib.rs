@@ -117,6 +117,13 @@ impl TestDnsServer {
         lock(&self.shared.records).set(name, ips);
     }
 
+    /// Makes answers for `name` also carry `ips` (A for v4, AAAA for v6, as asked) as records
+    /// whose owner name is `owner` rather than the queried name, after the name's own records:
+    /// what a misbehaving or hostile server could send. An empty `ips` stops it.
+    pub fn set_stray_records(&self, name: &str, owner: &str, ips: &[IpAddr]) {
+        lock(&self.shared.records).set_strays(name, owner, ips);
+    }
+
     /// Forgets `name`; queries for it then answer NXDOMAIN.
     pub fn remove_name(&self, name: &str) {
         lock(&self.shared.records).remove(name);

@@ -12,6 +12,8 @@ pub(crate) fn normalize(name: &str) -> String {
 #[derive(Debug, Default)]
 pub(crate) struct RecordTable {
     names: HashMap<String, Vec<IpAddr>>,
+    /// Extra records answered with a name's records, under another owner name.
+    strays: HashMap<String, (String, Vec<IpAddr>)>,
 }
 
 impl RecordTable {
@@ -23,6 +25,24 @@ impl RecordTable {
     /// Forgets `name` entirely.
     pub(crate) fn remove(&mut self, name: &str) {
         self.names.remove(&normalize(name));
+    }
+
+    /// Answers for `name` also carry `ips` as records owned by `owner` (replacing earlier
+    /// strays of `name`; an empty `ips` removes them).
+    pub(crate) fn set_strays(&mut self, name: &str, owner: &str, ips: &[IpAddr]) {
+        if ips.is_empty() {
+            self.strays.remove(&normalize(name));
+        } else {
+            self.strays
+                .insert(normalize(name), (owner.to_owned(), ips.to_vec()));
+        }
+    }
+
+    /// The stray records answered with `name`: their owner name and addresses.
+    pub(crate) fn strays(&self, name: &str) -> Option<(&str, &[IpAddr])> {
+        self.strays
+            .get(&normalize(name))
+            .map(|(owner, ips)| (owner.as_str(), ips.as_slice()))
     }
 
     /// The addresses of `name` (both families), or `None` if the name is unknown.
