@@ -1055,13 +1055,10 @@ mod cases {
 
         let impostor = client_cluster::<D>(tls_config(&pki.impostor), false, &[]).await;
         let err = impostor.fill(&peer, &k, OBJECT).await.unwrap_err();
-        // DIVERGENCE: the listener rejects the client certificate with the TLS alert
-        // `UnknownCA`, which arrives after the client's side of the TLS 1.3 handshake is done.
-        // smol always reports `Http("request: received fatal alert: UnknownCA")`; tokio reports
-        // `Http("<addr>: ...")` with, from run to run, "connection error: received fatal alert:
-        // UnknownCA", "operation was canceled: connection was not ready", "operation was
-        // canceled: connection closed" or "connection error: stream closed because of a broken
-        // pipe" (the alert is usually lost). Left tolerant until the drivers share one client.
+        // The listener rejects the client certificate with the TLS alert `UnknownCA`, which
+        // arrives after the client's side of the TLS 1.3 handshake is done: the fill fails at
+        // the first request. What exactly the client reports (the alert, or a reset that
+        // discarded it) is pinned by `a_rejected_client_reports_the_listeners_alert`.
         assert!(
             matches!(err, FillError::Tls(_) | FillError::Http(_)),
             "impostor: {err:?}"
