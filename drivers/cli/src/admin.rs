@@ -1,12 +1,18 @@
 //! The node's admin endpoints: /healthz, /readyz, /peers, /coordinator?<fill query>.
+//!
+//! Bounded: one request per connection (no keep-alive), a request head within
+//! [`ADMIN_HEAD_TIMEOUT`], and a connection lives at most [`ADMIN_CONNECTION_LIFETIME`], so a
+//! client that connects and sends nothing (or trickles bytes) cannot hold the port's resources;
+//! probes (kubelet, curl) open a connection per request anyway.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use orca_cluster_tokio::Cluster;
 use serde_json::json;
 
@@ -56,6 +62,11 @@ pub(crate) fn route(cluster: &Cluster, path: &str, query: Option<&str>) -> Respo
     }
 }
 
+/// How long an admin client may take to send its request head: 5 s.
+pub(crate) const ADMIN_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest an admin connection stays open, whatever it does: 10 s.
+pub(crate) const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
+
 /// Binds `addr` and serves the admin endpoints in the background.
 pub(crate) async fn spawn(
     addr: SocketAddr,
@@ -82,9 +93,13 @@ pub(crate) async fn spawn(
                         let resp = route(&cluster, req.uri().path(), req.uri().query());
                         async move { Ok::<_, Infallible>(resp) }
                     });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(ADMIN_HEAD_TIMEOUT)
+                    .keep_alive(false)
+                    .serve_connection(TokioIo::new(stream), service);
+                // Dropping the connection at the deadline closes it.
+                let _ = tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, connection).await;
             });
         }
     }))

@@ -427,6 +427,25 @@ fn node_serves_fills_and_admin_endpoints() {
     let result = std::panic::catch_unwind(|| {
         assert!(ready, "node never became ready");
         assert_eq!(http_get(admin, "/healthz").unwrap().0, 200);
+        // A client that connects and sends nothing is closed within the admin port's bounds
+        // (request head 5 s, connection lifetime 10 s), and the port keeps answering.
+        let mut silent = std::net::TcpStream::connect(admin).unwrap();
+        silent
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let opened = std::time::Instant::now();
+        let mut byte = [0u8; 1];
+        let read = std::io::Read::read(&mut silent, &mut byte);
+        let waited = opened.elapsed();
+        assert!(
+            matches!(read, Ok(0) | Err(_)) && waited < Duration::from_secs(12),
+            "silent admin connection: {read:?} after {waited:?}"
+        );
+        assert!(
+            read.is_ok(),
+            "closed by the node, not by the 15 s read timeout: {read:?}"
+        );
+        assert_eq!(http_get(admin, "/healthz").unwrap().0, 200);
         let (status, body) = http_get(admin, "/peers").unwrap();
         assert_eq!(status, 200);
         let v: Value = serde_json::from_str(&body).unwrap();
