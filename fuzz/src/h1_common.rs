@@ -1,6 +1,7 @@
 //! Helpers shared by the `h1_*` targets.
 
 use orca_cluster_core::fill::{DeclaredFraming, HeaderProblem, MalformedHeader};
+use orca_cluster_core::h1::{HeadError, Parsed};
 
 /// The head limit a target runs with, from one input byte: small limits reach the size checks,
 /// the large one lets long heads complete.
@@ -106,5 +107,39 @@ pub(crate) fn reference_framing(
         (Some(n), false) => Ok(DeclaredFraming::Length(n)),
         (None, true) => Ok(DeclaredFraming::Chunked),
         (None, false) => Ok(DeclaredFraming::Absent),
+    }
+}
+
+/// The prefix rule of both head parsers: every prefix of `msg` shorter than a complete head
+/// parses as `Partial`; a prefix holding the complete head parses as the whole input does; no
+/// prefix is complete when the whole input is not; and a prefix does not fail when the whole
+/// input is merely partial. Checks every prefix of short inputs, 16 random ones of long inputs.
+pub(crate) fn check_prefixes<'m, T: PartialEq + core::fmt::Debug>(
+    msg: &'m [u8],
+    max_head: usize,
+    full: &Result<Parsed<T>, HeadError>,
+    parse: impl Fn(&'m [u8], usize) -> Result<Parsed<T>, HeadError>,
+    cuts: &mut Cuts,
+) {
+    let lens: Vec<usize> = if msg.len() <= 96 {
+        (0..=msg.len()).collect()
+    } else {
+        (0..16).map(|_| cuts.below(msg.len() + 1)).collect()
+    };
+    for k in lens {
+        let prefix = parse(&msg[..k], max_head);
+        match (full, &prefix) {
+            (Ok(Parsed::Complete { consumed, .. }), _) if k < *consumed => {
+                assert_eq!(prefix, Ok(Parsed::Partial), "prefix of {k} bytes");
+            }
+            (Ok(Parsed::Complete { .. }), _) => assert_eq!(&prefix, full, "prefix of {k}"),
+            (_, Ok(Parsed::Complete { .. })) => {
+                panic!("prefix of {k} bytes complete, whole input {full:?}")
+            }
+            (Ok(Parsed::Partial), Err(e)) => {
+                panic!("prefix of {k} bytes failed ({e}), whole input partial")
+            }
+            _ => {}
+        }
     }
 }

@@ -21,7 +21,7 @@ use orca_cluster_core::h1::{
     MAX_TRAILERS, Parsed, ResponseHead, Version,
 };
 
-use crate::h1_common::{Cuts, head_limit, reference_framing, trim_ows};
+use crate::h1_common::{Cuts, check_prefixes, head_limit, reference_framing, trim_ows};
 
 pub fn h1_response(data: &[u8]) {
     let Some((&limit, rest)) = data.split_first() else {
@@ -38,7 +38,7 @@ pub fn h1_response(data: &[u8]) {
         let _ = e.to_string();
         let _ = e.status();
     }
-    check_prefixes(msg, max_head, &full, &mut cuts);
+    check_prefixes(msg, max_head, &full, h1::parse_response_head, &mut cuts);
     check_reference_head(msg, max_head, &full);
 
     let Ok(Parsed::Complete { head, consumed }) = full else {
@@ -54,35 +54,6 @@ pub fn h1_response(data: &[u8]) {
         },
     );
     check_body(&head, &msg[consumed..], &mut cuts);
-}
-
-fn check_prefixes(
-    msg: &[u8],
-    max_head: usize,
-    full: &Result<Parsed<ResponseHead>, HeadError>,
-    cuts: &mut Cuts,
-) {
-    let lens: Vec<usize> = if msg.len() <= 96 {
-        (0..=msg.len()).collect()
-    } else {
-        (0..16).map(|_| cuts.below(msg.len() + 1)).collect()
-    };
-    for k in lens {
-        let prefix = h1::parse_response_head(&msg[..k], max_head);
-        match (full, &prefix) {
-            (Ok(Parsed::Complete { consumed, .. }), _) if k < *consumed => {
-                assert_eq!(prefix, Ok(Parsed::Partial), "prefix of {k} bytes");
-            }
-            (Ok(Parsed::Complete { .. }), _) => assert_eq!(&prefix, full, "prefix of {k}"),
-            (_, Ok(Parsed::Complete { .. })) => {
-                panic!("prefix of {k} bytes complete, whole input {full:?}")
-            }
-            (Ok(Parsed::Partial), Err(e)) => {
-                panic!("prefix of {k} bytes failed ({e}), whole input partial")
-            }
-            _ => {}
-        }
-    }
 }
 
 fn check_reference_head(

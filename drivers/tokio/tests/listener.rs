@@ -7,7 +7,6 @@ mod support;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +22,7 @@ use orca_cluster_tokio::{
 };
 use tokio::net::TcpStream;
 
-use support::{LOCALHOST, Replica, client, config, eventually, init_tracing, key, peer};
+use support::{Capture, LOCALHOST, Replica, client, config, eventually, init_tracing, key, peer};
 
 const CHUNK: u64 = 128 * 1024;
 const OBJECT: u64 = CHUNK * 1000;
@@ -319,20 +318,6 @@ async fn h2_shutdown_is_graceful_until_the_deadline() {
     r.cluster.close(Duration::from_secs(1)).await.unwrap();
 }
 
-/// Captures formatted log lines.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A listener without TLS logs a warning saying so. (Tested here because capturing the log
 /// needs tracing-subscriber, which only this crate's tests depend on.)
 #[tokio::test]
@@ -357,7 +342,7 @@ async fn a_plain_listener_warns_loudly() {
         let _guard = tracing::subscriber::set_default(subscriber);
         listener.serve(&cluster, SyntheticOrigin, ListenerSettings::default())
     };
-    let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logged = capture.text();
     assert!(logged.contains("WARN"), "{logged}");
     assert!(logged.contains("WITHOUT TLS"), "{logged}");
     handle.shutdown(Duration::from_secs(1)).await;

@@ -5,28 +5,13 @@
 
 mod support;
 
-use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orca_cluster_test_support::{Pki, TempDir};
 use orca_cluster_tokio::{ListenerSettings, SyntheticOrigin};
 use tokio::net::TcpStream;
 
-use support::{Replica, config};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use support::{Capture, Replica, config};
 
 /// 2,000 bare TCP connects while the certificate and key files hold garbage: one
 /// `tls_reload_failed` warning, not one per connect. (The runtime is single-threaded, so every
@@ -70,7 +55,7 @@ async fn broken_tls_files_warn_once_for_many_connects() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let elapsed = started.elapsed();
 
-    let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logged = capture.text();
     let warnings = logged
         .lines()
         .filter(|l| l.contains("WARN") && l.contains("tls_reload_failed"))
