@@ -120,8 +120,8 @@ mod tests;
 pub use body::{BodyDecoder, BodyError, BodyFraming, Decoded};
 pub use client::{ResponseHead, encode_fill_request, parse_response_head};
 pub use server::{
-    HeaderField, HeaderValues, Headers, RequestHead, ResponseSpec, encode_response_head,
-    parse_request_head, reason_phrase,
+    HeaderField, HeaderValues, Headers, RequestHead, ResponseSpec, check_host_count,
+    encode_response_head, parse_request_head, reason_phrase,
 };
 
 /// Most header lines in one head: 100. More is [`HeadError::TooManyHeaders`]. The parser keeps

@@ -158,6 +158,17 @@ fn has_bad_byte(bytes: &[u8]) -> bool {
     bytes.iter().any(|&b| b == 0 || b >= 0x80)
 }
 
+/// The `Host` rule of a request head (RFC 9112 section 3.2): exactly one `Host` field in
+/// HTTP/1.1, at most one in HTTP/1.0, else [`HeadError::Malformed`] naming `host`.
+/// [`parse_request_head`] applies it; a driver whose HTTP parser does not (hyper) calls it with
+/// the number of `Host` fields it received.
+pub fn check_host_count(version: Version, hosts: usize) -> Result<(), HeadError> {
+    if hosts > 1 || (hosts == 0 && version == Version::Http11) {
+        return Err(HeadError::Malformed { part: "host" });
+    }
+    Ok(())
+}
+
 /// Parses the request head at the start of `buf`.
 ///
 /// `Ok(Parsed::Partial)`: read more, append it to `buf` and call again with the whole buffer.
@@ -238,9 +249,7 @@ pub fn parse_request_head(
     };
     let mut hosts = values("host");
     let host = hosts.next();
-    if hosts.next().is_some() || (host.is_none() && version == Version::Http11) {
-        return Err(HeadError::Malformed { part: "host" });
-    }
+    check_host_count(version, usize::from(host.is_some()) + hosts.count())?;
     let host = match host.map(core::str::from_utf8) {
         None => None,
         Some(Ok(host)) => Some(host),
@@ -384,6 +393,16 @@ mod tests {
     use crate::fill::{HeaderProblem, MalformedHeader};
     use alloc::string::String;
     use alloc::vec;
+
+    #[test]
+    fn host_count_rule() {
+        let bad = Err(HeadError::Malformed { part: "host" });
+        assert_eq!(check_host_count(Version::Http11, 1), Ok(()));
+        assert_eq!(check_host_count(Version::Http11, 0), bad);
+        assert_eq!(check_host_count(Version::Http11, 2), bad);
+        assert_eq!(check_host_count(Version::Http10, 0), Ok(()));
+        assert_eq!(check_host_count(Version::Http10, 2), bad);
+    }
 
     const MAX: usize = 8 * 1024;
 

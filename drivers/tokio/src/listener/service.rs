@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
 use http::{Request, Response, StatusCode};
 use orca_cluster_core::admission::FillRequestHead;
-use orca_cluster_core::h1::HeadError;
+use orca_cluster_core::h1::{self, HeadError};
 use orca_cluster_core::wire::INTERNAL_HEADER;
 use orca_cluster_driver_common::{FillPipeline, Filler, FixedReply, ListenerSettings, Reply};
 
@@ -58,14 +58,14 @@ fn response(reply: Reply) -> Response<FillResponseBody> {
 /// HTTP/1.0), and the head no larger than `max_head` bytes (request line and field lines as
 /// received, each with its CRLF). HTTP/2 heads are bounded by hyper's header-list limit.
 fn refused_head<B>(request: &Request<B>, target: &str, max_head: usize) -> Option<HeadError> {
-    let version = request.version();
-    if version != http::Version::HTTP_11 && version != http::Version::HTTP_10 {
-        return None;
-    }
+    let version = match request.version() {
+        http::Version::HTTP_11 => h1::Version::Http11,
+        http::Version::HTTP_10 => h1::Version::Http10,
+        _ => return None,
+    };
     let headers = request.headers();
-    let hosts = headers.get_all(HOST).iter().count();
-    if hosts > 1 || (version == http::Version::HTTP_11 && hosts == 0) {
-        return Some(HeadError::Malformed { part: "host" });
+    if let Err(e) = h1::check_host_count(version, headers.get_all(HOST).iter().count()) {
+        return Some(e);
     }
     // `GET <target> HTTP/1.1\r\n`, `name: value\r\n` per field, the closing `\r\n`.
     let line = request.method().as_str().len() + 1 + target.len() + 1 + 8 + 2;
