@@ -33,8 +33,7 @@ hostile_peer_tests!(smol_driver, orca_cluster_tests::harness::SmolDriver);
 
 mod cases {
     use std::io::{ErrorKind, Read, Write};
-    use std::net::{SocketAddr, TcpStream};
-    use std::sync::Arc;
+    use std::net::SocketAddr;
     use std::time::{Duration, Instant};
 
     use orca_cluster_core::wire::encode_query;
@@ -44,9 +43,7 @@ mod cases {
         Driver, Replica, Setup, bind_local, key, off_thread, replica, static_config,
     };
     use orca_cluster_tests::pki::MtlsFixture;
-    use orca_cluster_tests::raw_client;
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use orca_cluster_tests::{raw_client, raw_tls};
 
     /// How long the raw TLS client waits for the handshake, and then for the listener's answer.
     const LIMIT: Duration = Duration::from_secs(5);
@@ -92,34 +89,11 @@ mod cases {
     /// Connects to `addr` with mutual TLS (identity `tls`, offering only `protocol`), sends
     /// `bytes` once the handshake completes and reads until the listener closes.
     fn tls_exchange(addr: SocketAddr, tls: &TlsSettings, protocol: &[u8], bytes: &[u8]) -> Seen {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(&tls.ca_file).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_file(&tls.key_file).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .unwrap();
-        config.alpn_protocols = vec![protocol.to_vec()];
-        let name = ServerName::IpAddress(addr.ip().into());
-        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-        let mut tcp = TcpStream::connect_timeout(&addr, LIMIT).unwrap();
-        tcp.set_read_timeout(Some(LIMIT)).unwrap();
-        while conn.is_handshaking() {
-            if let Err(e) = conn.complete_io(&mut tcp) {
-                return Seen::Refused(e.to_string());
-            }
-        }
-        let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
-        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        let mut stream = match raw_tls::connect(addr, tls, protocol, LIMIT) {
+            Ok(stream) => stream,
+            Err(e) => return Seen::Refused(e),
+        };
+        let alpn = stream.conn.alpn_protocol().map(<[u8]>::to_vec);
         stream.write_all(bytes).unwrap();
         stream.flush().unwrap();
         let mut answer = Vec::new();

@@ -51,8 +51,8 @@ pub use error::{CloseError, FillError, StartError};
 pub use filler::{ChunkStream, FillRequest, Filler, FillerError};
 pub use limit::{ConcurrencyLimit, Permit};
 pub use listener::{
-    FillListener, FillPipeline, FillerBody, FixedReply, ListenerControl, ListenerHandle,
-    ListenerSettings, Reply,
+    ConnectionWatch, Expiry, FillListener, FillPipeline, FillerBody, FixedReply, ListenerControl,
+    ListenerHandle, ListenerSettings, Reply, RequestGuard,
 };
 pub use options::{ClientSettings, Http2Settings, Options, Protocol};
 pub use runtime::{Clock, Runtime};

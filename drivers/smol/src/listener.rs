@@ -2,6 +2,8 @@
 //! TLS handshake (when enabled), then a keep-alive loop: the core's HTTP/1.1 codec
 //! ([`orca_cluster_core::h1`]) parses each request head, the shared pipeline answers it, and the
 //! reply is written here (head by the codec, body frames straight from the filler, no copy).
+//! Every connection races the shared [`ConnectionWatch`] (first-request deadline, idle
+//! timeout, send timeout); the accept loop keeps at most `max_connections` open.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,9 @@ use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use orca_cluster_core::admission::FillRequestHead;
 use orca_cluster_core::h1::{self, Parsed, ResponseSpec};
-use orca_cluster_driver_common::{FixedReply, ListenerContext, ListenerSetup, Reply};
+use orca_cluster_driver_common::{
+    ConnectionWatch, FixedReply, ListenerContext, ListenerSetup, Reply,
+};
 use smol::net::{TcpListener, TcpStream};
 
 use crate::runtime::timeout;
@@ -18,8 +22,6 @@ use crate::stream::{MaybeTls, ServerStream};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors): 50 ms.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// How long one write of a response may make no progress before the connection is dropped.
-const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(75);
 /// Bytes read from the socket at a time while waiting for a request head.
 const READ_CHUNK: usize = 4 * 1024;
 
@@ -37,7 +39,14 @@ pub(crate) async fn accept_loop(setup: ListenerSetup) {
     };
     let context = Arc::new(setup.context);
     loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+        let accept = async {
+            context
+                .control
+                .room_for(context.settings.max_connections)
+                .await;
+            Some(listener.accept().await)
+        };
+        let accepted = futures_lite::future::or(accept, async {
             context.control.stopped().await;
             None
         })
@@ -47,12 +56,19 @@ pub(crate) async fn accept_loop(setup: ListenerSetup) {
             Some(Ok((tcp, remote))) => {
                 let guard = context.control.open();
                 let context = context.clone();
+                let watch = ConnectionWatch::new(&context.settings);
                 smol::spawn(async move {
                     let _guard = guard;
-                    futures_lite::future::or(serve_connection(tcp, &context), async {
+                    let serve = serve_connection(tcp, &context, &watch);
+                    let expired = async {
+                        let expiry = watch.expired(&crate::Smol).await;
+                        tracing::debug!(%remote, reason = expiry.as_str(), "fill listener: closing the connection");
+                    };
+                    let forced = async {
                         context.control.forced().await;
-                    })
-                    .await;
+                    };
+                    futures_lite::future::or(serve, futures_lite::future::or(expired, forced))
+                        .await;
                     tracing::trace!(%remote, "fill connection closed");
                 })
                 .detach();
@@ -69,9 +85,11 @@ pub(crate) async fn accept_loop(setup: ListenerSetup) {
 struct Request {
     reply: orca_cluster_driver_common::listener::ReplyFuture,
     close: bool,
+    /// In flight on the connection's watch until the response is written.
+    in_flight: orca_cluster_driver_common::RequestGuard,
 }
 
-async fn serve_connection(tcp: TcpStream, context: &Context) {
+async fn serve_connection(tcp: TcpStream, context: &Context, watch: &ConnectionWatch) {
     let _ = tcp.set_nodelay(true);
     let remote = tcp.peer_addr().ok();
     let mut stream: ServerStream = match &context.tls {
@@ -88,17 +106,19 @@ async fn serve_connection(tcp: TcpStream, context: &Context) {
     };
     let mut buf = BytesMut::new();
     loop {
-        let request = match next_request(&mut stream, &mut buf, context).await {
+        let request = match next_request(&mut stream, &mut buf, context, watch).await {
             Ok(Some(request)) => request,
             Ok(None) => return,
             Err(refusal) => {
-                let _ = write_fixed(&mut stream, &refusal, true).await;
+                let _in_flight = watch.request();
+                let _ = write_fixed(&mut stream, &refusal, true, context).await;
                 return;
             }
         };
+        let _in_flight = request.in_flight;
         let reply = request.reply.await;
         let close = request.close || context.control.is_stopping();
-        if let Err(e) = write_reply(&mut stream, reply, close).await {
+        if let Err(e) = write_reply(&mut stream, reply, close, context).await {
             tracing::debug!(remote = ?remote, error = %e, "fill response not completed; connection dropped");
             return;
         }
@@ -116,6 +136,7 @@ async fn next_request(
     stream: &mut ServerStream,
     buf: &mut BytesMut,
     context: &Context,
+    watch: &ConnectionWatch,
 ) -> Result<Option<Request>, FixedReply> {
     let max_head = context.settings.max_header_bytes;
     let deadline = async_io::Timer::after(context.settings.header_read_timeout);
@@ -129,10 +150,15 @@ async fn next_request(
                         target: head.target,
                         internal_header: &internal,
                     };
-                    let reply = context.pipeline.respond(&admission);
+                    let in_flight = watch.request();
+                    let reply = context.pipeline.respond_on(&admission, watch);
                     let close = !head.keep_alive || head.has_body || head.method != "GET";
                     let _ = buf.split_to(consumed);
-                    return Ok(Some(Request { reply, close }));
+                    return Ok(Some(Request {
+                        reply,
+                        close,
+                        in_flight,
+                    }));
                 }
                 Ok(Parsed::Partial) => {}
                 Err(e) => {
@@ -196,6 +222,7 @@ async fn write_fixed(
     stream: &mut ServerStream,
     reply: &FixedReply,
     close: bool,
+    context: &Context,
 ) -> std::io::Result<()> {
     let mut out = head_bytes(
         reply.status,
@@ -205,15 +232,24 @@ async fn write_fixed(
         close,
     );
     out.extend_from_slice(&reply.body);
-    write(stream, &out).await?;
-    flush(stream).await
+    let limit = context.settings.send_timeout;
+    write(stream, &out, limit).await?;
+    flush(stream, limit).await
 }
 
 /// Writes `reply`; an error (including a failed filler stream) means the connection must be
 /// dropped without completing the response.
-async fn write_reply(stream: &mut ServerStream, reply: Reply, close: bool) -> std::io::Result<()> {
+/// Each write may wait at most `send_timeout` for the client (the watch applies the same
+/// limit to the fill as a whole).
+async fn write_reply(
+    stream: &mut ServerStream,
+    reply: Reply,
+    close: bool,
+    context: &Context,
+) -> std::io::Result<()> {
+    let limit = context.settings.send_timeout;
     match reply {
-        Reply::Fixed(fixed) => write_fixed(stream, &fixed, close).await,
+        Reply::Fixed(fixed) => write_fixed(stream, &fixed, close, context).await,
         Reply::Fill(mut body) => {
             let head = head_bytes(
                 200,
@@ -222,11 +258,11 @@ async fn write_reply(stream: &mut ServerStream, reply: Reply, close: bool) -> st
                 None,
                 close,
             );
-            write(stream, &head).await?;
+            write(stream, &head, limit).await?;
             while let Some(frame) = std::future::poll_fn(|cx| body.poll_frame(cx)).await {
-                write(stream, &frame?).await?;
+                write(stream, &frame?, limit).await?;
             }
-            flush(stream).await
+            flush(stream, limit).await
         }
     }
 }
@@ -235,14 +271,14 @@ fn stalled() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, "write made no progress")
 }
 
-async fn write(stream: &mut ServerStream, bytes: &[u8]) -> std::io::Result<()> {
-    timeout(WRITE_STALL_TIMEOUT, stream.write_all(bytes))
+async fn write(stream: &mut ServerStream, bytes: &[u8], limit: Duration) -> std::io::Result<()> {
+    timeout(limit, stream.write_all(bytes))
         .await
         .unwrap_or_else(|| Err(stalled()))
 }
 
-async fn flush(stream: &mut ServerStream) -> std::io::Result<()> {
-    timeout(WRITE_STALL_TIMEOUT, stream.flush())
+async fn flush(stream: &mut ServerStream, limit: Duration) -> std::io::Result<()> {
+    timeout(limit, stream.flush())
         .await
         .unwrap_or_else(|| Err(stalled()))
 }

@@ -105,6 +105,15 @@ impl ListenerControl {
         self.until(|s| s.forced.load(Ordering::Acquire)).await;
     }
 
+    /// Completes once fewer than `max` connections are open (or once stopping): the accept
+    /// loop waits here before each accept.
+    pub async fn room_for(&self, max: usize) {
+        self.until(|s| {
+            s.connections.load(Ordering::Acquire) < max || s.stopping.load(Ordering::Acquire)
+        })
+        .await;
+    }
+
     /// Completes once no connection is open.
     pub async fn all_closed(&self) {
         self.until(|s| s.connections.load(Ordering::Acquire) == 0)

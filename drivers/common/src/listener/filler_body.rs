@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use orca_cluster_core::fill::BodyCheck;
 
+use super::watch::FillSlot;
 use crate::filler::ChunkStream;
 use crate::limit::Permit;
 use crate::state::ClusterState;
@@ -29,12 +30,17 @@ const MAX_EMPTY_FRAMES: usize = 64;
 ///   response (HTTP/2: stream reset; HTTP/1.1: connection closed), never completes it;
 /// - `served_ok` is counted when the last frame is handed to the driver, `served_failed` when
 ///   the body fails or is dropped before that, `bytes_served` as frames are handed out;
-/// - the concurrency permit is held until the body ends or is dropped.
+/// - the concurrency permit (and the connection's fill slot) is held until the body ends or is
+///   dropped;
+/// - between handing a frame to the driver and being asked for the next one, the body waits on
+///   the client: the connection's watch closes the connection when that lasts
+///   `send_timeout` (`ListenerSettings::send_timeout`).
 pub struct FillerBody {
     stream: ChunkStream,
     check: BodyCheck,
     held: Option<Bytes>,
     permit: Option<Permit>,
+    slot: Option<FillSlot>,
     state: Arc<ClusterState>,
     ended: bool,
     done: bool,
@@ -55,13 +61,19 @@ impl FillerBody {
         stream: ChunkStream,
         expected_len: u64,
         permit: Permit,
+        slot: Option<FillSlot>,
         state: Arc<ClusterState>,
     ) -> FillerBody {
+        // The driver has the response now: until it asks for bytes, the fill waits on it.
+        if let Some(slot) = &slot {
+            slot.handed_out();
+        }
         FillerBody {
             stream,
             check: BodyCheck::new(expected_len),
             held: None,
             permit: Some(permit),
+            slot,
             state,
             ended: false,
             done: false,
@@ -91,6 +103,7 @@ impl FillerBody {
         self.done = true;
         self.held = None;
         self.permit = None;
+        self.slot = None;
         Stats::incr(&self.state.stats().served_failed);
         tracing::warn!(
             event = "fill_aborted",
@@ -104,6 +117,17 @@ impl FillerBody {
 
     /// The next frame to send; see the type's docs.
     pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        if let Some(slot) = &self.slot {
+            slot.resumed();
+        }
+        let polled = self.next_frame(cx);
+        if let (Poll::Ready(Some(Ok(_))), Some(slot)) = (&polled, &self.slot) {
+            slot.handed_out();
+        }
+        polled
+    }
+
+    fn next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         if self.done {
             return Poll::Ready(None);
         }
@@ -111,6 +135,7 @@ impl FillerBody {
             if self.ended {
                 self.done = true;
                 self.permit = None;
+                self.slot = None;
                 let stats = self.state.stats();
                 Stats::incr(&stats.served_ok);
                 let last = self.held.take();

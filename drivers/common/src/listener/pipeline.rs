@@ -14,6 +14,7 @@ use orca_cluster_core::h1::HeadError;
 
 use super::ListenerSettings;
 use super::filler_body::FillerBody;
+use super::watch::{ConnectionWatch, FillSlot};
 use crate::filler::{FillRequest, Filler};
 use crate::limit::ConcurrencyLimit;
 use crate::state::ClusterState;
@@ -174,8 +175,32 @@ impl FillPipeline {
     }
 
     /// Answers the request `head`. Admission and the concurrency limit are decided before this
-    /// returns (the head is not borrowed by the future); the future calls the filler.
+    /// returns (the head is not borrowed by the future); the future calls the filler. No
+    /// per-connection limit or send timeout applies (the fill listener answers through
+    /// [`FillPipeline::respond_on`]).
     pub fn respond(&self, head: &FillRequestHead<'_>) -> ReplyFuture {
+        self.answer(head, None)
+    }
+
+    /// Answers the request `head` of the connection `watch` watches, as
+    /// [`FillPipeline::respond`] does, after one more check: 503 when the connection already
+    /// has `max_concurrent_per_connection` fills in flight. The response body reports to
+    /// `watch` whether it waits on the client (the send timeout).
+    pub fn respond_on(&self, head: &FillRequestHead<'_>, watch: &ConnectionWatch) -> ReplyFuture {
+        self.answer(head, Some(watch))
+    }
+
+    fn overloaded(&self, scope: &'static str, max: usize) -> ReplyFuture {
+        tracing::debug!(
+            event = "fill_overloaded",
+            scope,
+            max,
+            "fill request refused: at the concurrency limit"
+        );
+        self.refuse(FixedReply::text(OVERLOADED_STATUS, OVERLOADED_BODY))
+    }
+
+    fn answer(&self, head: &FillRequestHead<'_>, watch: Option<&ConnectionWatch>) -> ReplyFuture {
         let inner = &self.inner;
         let admitted = match admit(head, &inner.state.peers(), inner.state.max_chunk_size()) {
             Ok(a) => a,
@@ -184,13 +209,15 @@ impl FillPipeline {
                 return self.refuse(FixedReply::rejection(&r));
             }
         };
+        let slot: Option<FillSlot> = match watch {
+            None => None,
+            Some(watch) => match watch.try_fill_slot() {
+                Some(slot) => Some(slot),
+                None => return self.overloaded("connection", watch.max_fills()),
+            },
+        };
         let Some(permit) = inner.limit.try_acquire() else {
-            tracing::debug!(
-                event = "fill_overloaded",
-                max = inner.limit.max(),
-                "fill request refused: at the concurrency limit"
-            );
-            return self.refuse(FixedReply::text(OVERLOADED_STATUS, OVERLOADED_BODY));
+            return self.overloaded("listener", inner.limit.max());
         };
         let inner = inner.clone();
         Box::pin(async move {
@@ -205,6 +232,7 @@ impl FillPipeline {
                     stream,
                     expected_len,
                     permit,
+                    slot,
                     inner.state.clone(),
                 )),
                 Err(e) => {

@@ -7,13 +7,16 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use orca_cluster_driver_common::FillerBody;
+use orca_cluster_driver_common::{FillerBody, RequestGuard};
 
 /// The body of a fill listener response (`Data = Bytes`, `Error = io::Error`): a fixed answer,
 /// or the filler's bytes behind the shared [`FillerBody`] guard, whose error makes hyper abort
 /// the response (HTTP/2: stream reset; HTTP/1.1: connection closed).
 pub struct FillResponseBody {
     kind: Kind,
+    /// The request's registration with its connection's watch (fill listener only), released
+    /// with the body.
+    request: Option<RequestGuard>,
 }
 
 enum Kind {
@@ -37,13 +40,21 @@ impl FillResponseBody {
     pub(crate) fn full(bytes: Bytes) -> FillResponseBody {
         FillResponseBody {
             kind: Kind::Full(Some(bytes)),
+            request: None,
         }
     }
 
     pub(crate) fn stream(body: FillerBody) -> FillResponseBody {
         FillResponseBody {
             kind: Kind::Stream(Box::new(body)),
+            request: None,
         }
+    }
+
+    /// Keeps `request` in flight until this body is dropped.
+    pub(crate) fn holding(mut self, request: RequestGuard) -> FillResponseBody {
+        self.request = Some(request);
+        self
     }
 }
 

@@ -5,22 +5,21 @@
 //! knowledge), else HTTP/1.1. With TLS it speaks exactly the protocol ALPN agreed on: `h2` is
 //! served as HTTP/2 only, `http/1.1` (or no agreement) as HTTP/1.1 only, so a peer cannot
 //! negotiate one protocol and then speak the other.
+//!
+//! Every connection races the shared [`ConnectionWatch`] (first-request deadline, idle
+//! timeout, send timeout); the accept loop keeps at most `max_connections` open.
 
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use orca_cluster_driver_common::options::{DEFAULT_MAX_SEND_BUF, Http2Settings};
 use orca_cluster_driver_common::{
-    ListenerContext, ListenerControl, ListenerSettings, ListenerSetup, TlsReloader,
+    ConnectionWatch, Expiry, ListenerContext, ListenerControl, ListenerSettings, ListenerSetup,
+    TlsReloader,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
@@ -35,6 +34,8 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Pause after an accept error such as EMFILE, so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+/// How long an idle connection's graceful close (HTTP/2 `GOAWAY`) may take.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The connection builder: HTTP/1.1 and HTTP/2 (prior knowledge or ALPN) on one port, with the
 /// default HTTP/2 windows.
@@ -55,6 +56,9 @@ pub(crate) fn builder(settings: &ListenerSettings) -> auto::Builder<TokioExecuto
         .max_frame_size(h2.max_frame_size)
         .max_send_buf_size(DEFAULT_MAX_SEND_BUF)
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(
+            u32::try_from(settings.max_concurrent_per_connection).unwrap_or(u32::MAX),
+        )
         .keep_alive_interval(KEEP_ALIVE_INTERVAL)
         .keep_alive_timeout(KEEP_ALIVE_TIMEOUT);
     builder
@@ -80,7 +84,10 @@ pub(crate) async fn accept_loop(setup: ListenerSetup) {
     loop {
         let accepted = tokio::select! {
             _ = control.stopped() => break,
-            accepted = listener.accept() => accepted,
+            accepted = async {
+                control.room_for(settings.max_connections).await;
+                listener.accept().await
+            } => accepted,
         };
         match accepted {
             Ok((tcp, peer)) => {
@@ -89,7 +96,7 @@ pub(crate) async fn accept_loop(setup: ListenerSetup) {
                     service: service.clone(),
                     tls: tls.clone(),
                     handshake_timeout: settings.tls_handshake_timeout,
-                    header_read_timeout: settings.header_read_timeout,
+                    watch: ConnectionWatch::new(&settings),
                     control: control.clone(),
                 };
                 let guard = control.open();
@@ -135,7 +142,7 @@ struct Connection {
     service: FillService,
     tls: Option<Arc<TlsReloader>>,
     handshake_timeout: Duration,
-    header_read_timeout: Duration,
+    watch: ConnectionWatch,
     control: Arc<ListenerControl>,
 }
 
@@ -165,24 +172,25 @@ impl Connection {
                 }
             }
         };
-        // hyper's header timer starts with the first byte of a request; a connection that sends
-        // nothing at all (hyper-util waits for bytes to pick HTTP/1.1 or HTTP/2) gets the same
-        // header_read_timeout, as on every driver.
-        let heard = Arc::new(AtomicBool::new(false));
-        let io = FirstByte {
-            inner: io,
-            heard: heard.clone(),
-        };
         let service = self.service.clone();
+        let watch = self.watch.clone();
         let on_the_wire =
-            hyper::service::service_fn(move |request| service.respond_on_the_wire(request));
+            hyper::service::service_fn(move |request| service.respond_on_the_wire(request, &watch));
         let connection = builder.serve_connection(TokioIo::new(io), on_the_wire);
         tokio::pin!(connection);
+        let runtime = crate::Tokio::current();
         let result = tokio::select! {
             result = connection.as_mut() => result,
-            _ = silent_for(&heard, self.header_read_timeout) => {
-                tracing::debug!(%peer, "fill listener: nothing received within the header read timeout; closing");
-                return;
+            expiry = self.watch.expired(&runtime) => {
+                tracing::debug!(%peer, reason = expiry.as_str(), "fill listener: closing the connection");
+                if expiry != Expiry::Idle {
+                    return;
+                }
+                connection.as_mut().graceful_shutdown();
+                match timeout(IDLE_CLOSE_GRACE, connection).await {
+                    Ok(result) => result,
+                    Err(_) => return,
+                }
             }
             _ = self.control.stopped() => {
                 connection.as_mut().graceful_shutdown();
@@ -192,65 +200,5 @@ impl Connection {
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "fill listener: connection ended with an error");
         }
-    }
-}
-
-/// Completes once `limit` has passed without a byte received (else never).
-async fn silent_for(heard: &AtomicBool, limit: Duration) {
-    tokio::time::sleep(limit).await;
-    if heard.load(Ordering::Acquire) {
-        std::future::pending::<()>().await;
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A connection's stream that notes when its first byte arrives.
-    struct FirstByte {
-        #[pin]
-        inner: BoxIo,
-        heard: Arc<AtomicBool>,
-    }
-}
-
-impl AsyncRead for FirstByte {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.project();
-        let before = buf.filled().len();
-        let polled = this.inner.poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.heard.store(true, Ordering::Release);
-        }
-        polled
-    }
-}
-
-/// Writes pass straight through.
-impl AsyncWrite for FirstByte {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, b)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
     }
 }

@@ -10,7 +10,9 @@ use http::{Request, Response, StatusCode};
 use orca_cluster_core::admission::FillRequestHead;
 use orca_cluster_core::h1::{self, HeadError};
 use orca_cluster_core::wire::INTERNAL_HEADER;
-use orca_cluster_driver_common::{FillPipeline, Filler, FixedReply, ListenerSettings, Reply};
+use orca_cluster_driver_common::{
+    ConnectionWatch, FillPipeline, Filler, FixedReply, ListenerSettings, Reply,
+};
 
 use super::body::FillResponseBody;
 use crate::Cluster;
@@ -124,23 +126,44 @@ impl FillService {
     /// line and field lines, each with its CRLF); a refused head is answered 400 or 431 with
     /// `Connection: close`. The fill listener serves with these rules; an application that
     /// mounts the service in its own server leaves them to that server.
-    pub(crate) fn respond_on_the_wire<B>(&self, request: Request<B>) -> ResponseFuture {
+    ///
+    /// The request is registered with its connection's `watch` until its response body is
+    /// dropped, and answered through [`FillPipeline::respond_on`] (per-connection fill limit,
+    /// send timeout).
+    pub(crate) fn respond_on_the_wire<B>(
+        &self,
+        request: Request<B>,
+        watch: &ConnectionWatch,
+    ) -> ResponseFuture {
+        let in_flight = watch.request();
         let target = request_target(&request);
         if let Some(refused) = refused_head(&request, &target, self.pipeline.max_header_bytes()) {
             let mut refusal = response(Reply::Fixed(FixedReply::bad_head(&refused)));
             refusal
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
-            return Box::pin(std::future::ready(Ok(refusal)));
+            return Box::pin(std::future::ready(Ok(
+                refusal.map(|body| body.holding(in_flight))
+            )));
         }
-        self.respond(request)
+        let reply = self.answer(&request, Some(watch));
+        Box::pin(async move { Ok(response(reply.await).map(|body| body.holding(in_flight))) })
     }
 
     /// Answers `request` (the body is not read). Admission sees the raw request target (the
     /// HTTP/1.1 request-target or the HTTP/2 `:path`; an absolute-form target is passed whole)
     /// and every `x-orca-internal` value.
     pub fn respond<B>(&self, request: Request<B>) -> ResponseFuture {
-        let target = request_target(&request);
+        let reply = self.answer(&request, None);
+        Box::pin(async move { Ok(response(reply.await)) })
+    }
+
+    fn answer<B>(
+        &self,
+        request: &Request<B>,
+        watch: Option<&ConnectionWatch>,
+    ) -> orca_cluster_driver_common::listener::ReplyFuture {
+        let target = request_target(request);
         let internal: Vec<&[u8]> = request
             .headers()
             .get_all(INTERNAL_HEADER)
@@ -152,8 +175,10 @@ impl FillService {
             target: &target,
             internal_header: &internal,
         };
-        let reply = self.pipeline.respond(&head);
-        Box::pin(async move { Ok(response(reply.await)) })
+        match watch {
+            Some(watch) => self.pipeline.respond_on(&head, watch),
+            None => self.pipeline.respond(&head),
+        }
     }
 }
 
