@@ -16,6 +16,7 @@ mod bench_fill;
 mod coordinator;
 mod demo;
 mod fill;
+mod limits;
 mod node;
 mod output;
 mod peers;

@@ -15,6 +15,7 @@ use orca_cluster_tokio::{
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::args::{DiscoveryArgs, TlsArgs, config, duration, protocol};
+use crate::limits::{ListenerArgs, connection_budget, raise_open_file_limit};
 
 /// Flags of `orca-cluster node`.
 #[derive(Args, Debug)]
@@ -40,9 +41,8 @@ pub(crate) struct NodeArgs {
     /// Fill client speaks HTTP/1.1 instead of h2c (plain mode).
     #[arg(long)]
     http1: bool,
-    /// Concurrent fills served before answering 503.
-    #[arg(long, default_value_t = 256)]
-    max_concurrent: usize,
+    #[command(flatten)]
+    limits: ListenerArgs,
 }
 
 /// Serves `<dir>/<bucket>/<key>` files; the file's length must equal the object size.
@@ -144,10 +144,9 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
     let cluster = Cluster::start(cfg, options)
         .await
         .map_err(|e| e.to_string())?;
-    let settings = ListenerSettings {
-        max_concurrent: a.max_concurrent,
-        ..ListenerSettings::default()
-    };
+    let open_files = raise_open_file_limit();
+    let settings: ListenerSettings = a.limits.settings(open_files.map(connection_budget));
+    let max_connections = settings.max_connections;
     let handle = if a.origin == "synthetic" {
         listener.serve(&cluster, SyntheticOrigin, settings)
     } else {
@@ -166,7 +165,13 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
             settings,
         )
     };
-    tracing::info!(listen = %handle.local_addr(), peers = cluster.peers().len(), "node serving /internal/fill");
+    tracing::info!(
+        listen = %handle.local_addr(),
+        peers = cluster.peers().len(),
+        max_connections,
+        open_files = ?open_files,
+        "node serving /internal/fill"
+    );
     let admin = if a.admin_listen == "off" {
         None
     } else {

@@ -799,3 +799,104 @@ async fn fill_escapes_control_characters_of_a_peer_error_body() {
         "{err}"
     );
 }
+
+/// The node's open descriptors and resident memory (KiB), from `/proc`.
+fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (fds, rss)
+}
+
+/// 300 connections that send nothing, against a node limited to 256 open files: the node
+/// keeps its fill connections within its descriptor budget (the rest wait in the backlog),
+/// `/healthz` keeps answering at once, the silent connections are closed at
+/// `--header-read-timeout`, and a real fill then succeeds.
+#[test]
+fn a_connection_flood_under_a_small_open_file_limit_leaves_the_node_serving() {
+    let fill_port = free_port();
+    let admin = SocketAddr::new(LOCALHOST, free_port());
+    let listen = format!("127.0.0.1:{fill_port}");
+    let fill_addr: SocketAddr = listen.parse().unwrap();
+    let mut node = Command::new("sh")
+        .args(["-c", "ulimit -n 256 && exec \"$0\" \"$@\"", BIN, "node"])
+        .args([
+            "--peers",
+            &listen,
+            "--self-ip",
+            "127.0.0.1",
+            "--listen",
+            &listen,
+        ])
+        .args(["--admin-listen", &admin.to_string(), "--refresh", "1s"])
+        .args(["--header-read-timeout", "1s"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = node.id();
+    let result = std::panic::catch_unwind(|| {
+        let start = Instant::now();
+        while !matches!(http_get(admin, "/readyz"), Some((200, _))) {
+            assert!(start.elapsed() < Duration::from_secs(10), "never ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (idle_fds, idle_rss) = fds_and_rss(pid);
+        // The flood: 4 threads × 75 connections that never send a byte.
+        let flood: Vec<TcpStream> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..75)
+                            .filter_map(|_| {
+                                TcpStream::connect_timeout(&fill_addr, Duration::from_millis(300))
+                                    .ok()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        let asked = Instant::now();
+        let health = http_get(admin, "/healthz");
+        let health_took = asked.elapsed();
+        let (flood_fds, flood_rss) = fds_and_rss(pid);
+        assert_eq!(health.map(|h| h.0), Some(200), "/healthz during the flood");
+        assert!(health_took < Duration::from_secs(1), "{health_took:?}");
+        assert!(flood_fds < 256, "{flood_fds} descriptors open");
+        let filled = Instant::now();
+        let o = fill_peer(fill_addr, 2, OBJECT_SIZE, &["--verify-synthetic"]);
+        let fill_took = filled.elapsed();
+        assert!(o.status.success(), "{}", stderr(&o));
+        // Every flood connection the node accepted is closed by now (EOF or reset).
+        let mut closed = 0;
+        for mut c in flood.iter().take(50) {
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            if matches!(c.read(&mut [0u8; 1]), Ok(0) | Err(_)) {
+                closed += 1;
+            }
+        }
+        let (after_fds, after_rss) = fds_and_rss(pid);
+        eprintln!(
+            "flood of {} connections under a 256-file limit: fds idle {idle_fds} / flood \
+             {flood_fds} / after {after_fds}; RSS KiB idle {idle_rss} / flood {flood_rss} / \
+             after {after_rss}; /healthz in {health_took:?}; fill in {fill_took:?}; {closed}/50 \
+             closed by the node",
+            flood.len()
+        );
+        assert_eq!(closed, 50, "silent connections closed by the node");
+    });
+    let _ = node.kill();
+    let _ = node.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
