@@ -26,6 +26,7 @@
 pub mod bytes_filler;
 pub mod client;
 pub mod cluster;
+pub mod coalesce;
 pub mod driver;
 pub mod error;
 pub mod filler;
@@ -44,6 +45,7 @@ pub mod tls;
 pub use bytes_filler::BytesFiller;
 pub use client::{FillBody, FillBodyReader, FillClient};
 pub use cluster::Cluster;
+pub use coalesce::{CoalescingFiller, SharedFillError, SharedFillStage};
 pub use driver::{
     AsyncIo, BoxAsyncIo, ConnectFuture, Driver, ListenerContext, ListenerSetup, Transport,
 };

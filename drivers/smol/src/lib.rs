@@ -97,6 +97,7 @@ pub use orca_cluster_driver_common::{
     FillRequest, Filler, FillerError, Http2Settings, ListenerSettings, PeerSource, Protocol,
     StartError, StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin, Transport,
 };
+pub use orca_cluster_driver_common::{CoalescingFiller, SharedFillError, SharedFillStage};
 
 orca_cluster_driver_common::driver_types!(Smol, dns_runtime::SmolRuntimeProvider);
 
