@@ -15,7 +15,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 seconds="${FUZZ_SECONDS:-30}"
-targets="${FUZZ_TARGETS:-decode_query fill_response membership rendezvous admission h1_response h1_request}"
+targets="${FUZZ_TARGETS:-decode_query fill_response membership rendezvous admission h1_response h1_request dns_answer listener_head}"
 
 echo "== stable corpus replay"
 cargo test --manifest-path "$here/Cargo.toml"

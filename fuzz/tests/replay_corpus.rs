@@ -4,7 +4,10 @@
 //! 1. Every file under `corpus/<target>/` runs through its target (the checked-in `seed-*`
 //!    files, plus whatever a local `cargo fuzz run` added).
 //! 2. A batch of deterministic pseudo-random inputs runs through every target (a tiny
-//!    uninstrumented fuzz run; `FUZZ_REPLAY_GENERATED=<n>` changes the count per target).
+//!    uninstrumented fuzz run; `FUZZ_REPLAY_GENERATED=<n>` changes the count per target), plus
+//!    HTTP- and DNS-shaped inputs for the targets that random bytes rarely get far into.
+//! 3. The seeds of `dns_answer` and `listener_head` are written by code (`seeds()` in their
+//!    modules): the files must match it and reach the outcomes they are named for.
 //!
 //! A failing input is named (file, or generator index and bytes) in the panic message.
 
@@ -261,6 +264,203 @@ fn h1_generated_messages_replay() {
             let data = http_message(&mut g, request);
             run_one(name, f, &data, &|| format!("generated HTTP message #{i}"));
         }
+    }
+}
+
+/// The seeds of `dns_answer` and `listener_head` are written by `seeds()` in their modules;
+/// the files must be what those write (`FUZZ_WRITE_SEEDS=1` rewrites them).
+#[test]
+fn generated_seeds_are_checked_in() {
+    let write = std::env::var_os("FUZZ_WRITE_SEEDS").is_some();
+    let targets = [
+        ("dns_answer", orca_cluster_fuzz::dns_answer::seeds()),
+        ("listener_head", orca_cluster_fuzz::listener_head::seeds()),
+    ];
+    for (target, seeds) in targets {
+        let dir = corpus_dir().join(target);
+        for (file, bytes) in seeds {
+            let path = dir.join(file);
+            if write {
+                fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+                fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            } else {
+                let on_disk = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(
+                    on_disk == bytes,
+                    "{} is not what {target}::seeds() writes (FUZZ_WRITE_SEEDS=1 to rewrite)",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// The seeds reach what they are named for, so the corpus covers the interesting outcomes.
+#[test]
+fn seeds_reach_their_outcomes() {
+    use orca_cluster_core::admission::{FillRequestHead, Rejection, admit};
+    use orca_cluster_core::h1::{self, HeadError, Parsed};
+    use orca_cluster_fuzz::listener_head::{MAX_CHUNK_SIZE, MAX_HEAD, snapshot};
+
+    let seed = |target: &str, file: &str| -> Vec<u8> {
+        let path = corpus_dir().join(target).join(file);
+        fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    // listener_head: the first request of each seed.
+    let first = |file: &str| -> Result<Result<u64, Rejection>, HeadError> {
+        let data = seed("listener_head", file);
+        match h1::parse_request_head(&data, MAX_HEAD)? {
+            Parsed::Partial => Err(HeadError::Malformed { part: "partial" }),
+            Parsed::Complete { head, .. } => {
+                let internal: Vec<&[u8]> = head.internal_values().collect();
+                let request = FillRequestHead {
+                    method: head.method,
+                    target: head.target,
+                    internal_header: &internal,
+                };
+                Ok(admit(&request, &snapshot(), MAX_CHUNK_SIZE).map(|a| a.expected_len))
+            }
+        }
+    };
+    assert_eq!(first("seed-admitted"), Ok(Ok(4 << 20)));
+    assert_eq!(first("seed-absolute-form"), Ok(Ok(4 << 20)));
+    assert_eq!(
+        first("seed-not-coordinator"),
+        Ok(Err(Rejection::NotCoordinator))
+    );
+    assert_eq!(first("seed-empty-authority"), Ok(Err(Rejection::BadTarget)));
+    assert_eq!(first("seed-dot-segment"), Ok(Err(Rejection::NotFound)));
+    assert_eq!(first("seed-post"), Ok(Err(Rejection::MethodNotAllowed)));
+    assert_eq!(
+        first("seed-internal-twice"),
+        Ok(Err(Rejection::RepeatedInternalHeader))
+    );
+    assert_eq!(first("seed-internal-list"), Ok(Err(Rejection::NotInternal)));
+    assert!(matches!(
+        first("seed-chunk-too-large"),
+        Ok(Err(Rejection::BadQuery(_)))
+    ));
+    assert_eq!(
+        first("seed-too-large"),
+        Err(HeadError::TooLarge { limit: MAX_HEAD })
+    );
+    assert!(matches!(
+        first("seed-no-host"),
+        Err(HeadError::Malformed { part: "host" })
+    ));
+    assert_eq!(
+        first("seed-partial"),
+        Err(HeadError::Malformed { part: "partial" })
+    );
+
+    // dns_answer: the peers the DNS source keeps.
+    use hickory_resolver::lookup::Lookup;
+    use hickory_resolver::proto::op::Message;
+    use orca_cluster_driver_common::source::answer_records;
+    let kept = |file: &str| -> Vec<String> {
+        let message = Message::from_vec(&seed("dns_answer", file)).expect("a DNS message");
+        let query = message.queries[0].clone();
+        let lookup = Lookup::new_with_max_ttl(query, message.answers.iter().cloned());
+        answer_records(&lookup)
+            .iter()
+            .map(|p| p.ip.to_string())
+            .collect()
+    };
+    assert_eq!(
+        kept("seed-three-pods"),
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    );
+    assert_eq!(kept("seed-cname-chain"), ["10.0.0.2", "10.0.0.3"]);
+    assert_eq!(kept("seed-foreign-owners"), ["10.0.0.2"]);
+    assert_eq!(kept("seed-cname-loop"), ["10.0.0.3"]);
+    assert_eq!(kept("seed-long-cname-chain"), ["10.0.0.4"]);
+    assert_eq!(kept("seed-other-class"), ["10.0.0.5"]);
+    assert_eq!(kept("seed-records-outside-answers"), ["10.0.0.7"]);
+    assert_eq!(kept("seed-nxdomain-soa"), Vec::<String>::new());
+}
+
+/// DNS answers assembled from a small pool of names, addresses, types and classes (random
+/// bytes almost never decode as a DNS message), sometimes with a byte changed.
+fn dns_message(g: &mut Gen) -> Vec<u8> {
+    use hickory_resolver::proto::op::{Message, OpCode, Query};
+    use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME, TXT};
+    use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+    const NAMES: &[&str] = &[
+        "orca.default.svc.cluster.local.",
+        "ORCA.default.svc.cluster.local.",
+        "default.svc.cluster.local.",
+        "hop.example.",
+        "HOP.example.",
+        "pods.example.",
+        "evil.example.",
+        "a.",
+    ];
+    const V4: &[&str] = &[
+        "10.0.0.1",
+        "10.0.0.2",
+        "10.0.0.3",
+        "0.0.0.0",
+        "0.9.9.9",
+        "255.255.255.255",
+        "224.0.0.1",
+        "127.0.0.1",
+    ];
+    const V6: &[&str] = &[
+        "fd00::1",
+        "fd00::2",
+        "::",
+        "ff02::1",
+        "::ffff:10.0.0.2",
+        "::1",
+    ];
+    let pick = |g: &mut Gen, n: usize| (g.next() % n as u64) as usize;
+    let name = |g: &mut Gen| Name::from_ascii(NAMES[pick(g, NAMES.len())]).expect("a valid name");
+
+    let mut m = Message::response(g.next() as u16, OpCode::Query);
+    if pick(g, 8) > 0 {
+        let qtype = [RecordType::A, RecordType::AAAA][pick(g, 2)];
+        m.add_query(Query::query(name(g), qtype));
+    }
+    for _ in 0..pick(g, 12) {
+        let owner = name(g);
+        let data = match pick(g, 6) {
+            0 | 1 => RData::A(A(V4[pick(g, V4.len())].parse().expect("an IPv4"))),
+            2 => RData::AAAA(AAAA(V6[pick(g, V6.len())].parse().expect("an IPv6"))),
+            3 | 4 => RData::CNAME(CNAME(name(g))),
+            _ => RData::TXT(TXT::new(vec!["10.0.0.9".to_string()])),
+        };
+        let mut record = Record::from_rdata(owner, 5, data);
+        if pick(g, 10) == 0 {
+            record.dns_class = DNSClass::CH;
+        }
+        m.add_answer(record);
+    }
+    let mut bytes = m.to_vec().expect("an encodable message");
+    if pick(g, 4) == 0 && !bytes.is_empty() {
+        let at = pick(g, bytes.len());
+        bytes[at] = g.next() as u8;
+    }
+    bytes
+}
+
+/// Replays DNS-shaped inputs through `dns_answer`; `FUZZ_REPLAY_GENERATED=<n>` changes the count.
+#[test]
+fn dns_generated_messages_replay() {
+    let count: u64 = std::env::var("FUZZ_REPLAY_GENERATED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) {
+            3_000
+        } else {
+            40_000
+        });
+    let mut g = Gen(0xd45);
+    for i in 0..count {
+        let data = dns_message(&mut g);
+        run_one("dns_answer", orca_cluster_fuzz::dns_answer, &data, &|| {
+            format!("generated DNS message #{i}")
+        });
     }
 }
 

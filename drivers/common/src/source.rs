@@ -93,8 +93,9 @@ impl PeerSource for StaticPeerSource {
 /// cache is disabled, so a pod that leaves disappears at the next refresh, not after a TTL.
 ///
 /// It answers the A and AAAA records owned by the queried name or its CNAME chain
-/// ([`answer_records`]; records of other owner names are dropped); the core keeps those of the
-/// configured `ip_family` whose address a pod can have.
+/// ([`answer_records`]; records of other owner names are dropped), or
+/// [`LookupFailure::NoRecords`] when none is left ([`lookup_answer`]); the core keeps those of
+/// the configured `ip_family` whose address a pod can have.
 pub struct DnsPeerSource<P: ConnectionProvider> {
     resolver: Arc<Resolver<P>>,
 }
@@ -208,6 +209,20 @@ pub fn answer_records(lookup: &Lookup) -> Vec<PeerAddr> {
         .collect()
 }
 
+/// What a successful A/AAAA lookup tells the core: the peer addresses of [`answer_records`],
+/// or [`LookupFailure::NoRecords`] when none is left. Never an empty
+/// [`LookupAnswer::Records`], which the core reads as a static source's empty list and answers
+/// with a `[self]` snapshot: an answer whose every record has a foreign owner name is a failed
+/// lookup, so the last good snapshot is kept.
+pub fn lookup_answer(lookup: &Lookup) -> LookupAnswer {
+    let records = answer_records(lookup);
+    if records.is_empty() {
+        LookupAnswer::Failed(LookupFailure::NoRecords)
+    } else {
+        LookupAnswer::Records(records)
+    }
+}
+
 /// Maps a hickory error to the core's failure kinds.
 pub fn classify_dns_error(error: &NetError) -> LookupFailure {
     match error {
@@ -233,14 +248,7 @@ impl<P: ConnectionProvider> PeerSource for DnsPeerSource<P> {
         let name = name.to_owned();
         Box::pin(async move {
             match resolver.lookup_ip(name.as_str()).await {
-                Ok(ips) => {
-                    let records = answer_records(ips.as_lookup());
-                    if records.is_empty() {
-                        LookupAnswer::Failed(LookupFailure::NoRecords)
-                    } else {
-                        LookupAnswer::Records(records)
-                    }
-                }
+                Ok(ips) => lookup_answer(ips.as_lookup()),
                 Err(e) => {
                     let failure = classify_dns_error(&e);
                     tracing::debug!(name = %name, error = %e, failure = failure.name(), "dns lookup failed");
@@ -295,6 +303,26 @@ mod tests {
             ],
         );
         assert_eq!(ips(&lookup), ["10.0.0.1", "fd00::1"]);
+    }
+
+    #[test]
+    fn an_answer_without_peer_records_is_no_records_not_an_empty_list() {
+        let query = Query::query(name("orca.example."), RecordType::A);
+        let foreign = Lookup::new_with_max_ttl(query.clone(), [a("evil.example.", "10.9.9.9")]);
+        assert_eq!(
+            lookup_answer(&foreign),
+            LookupAnswer::Failed(LookupFailure::NoRecords)
+        );
+        let empty = Lookup::new_with_max_ttl(query.clone(), []);
+        assert_eq!(
+            lookup_answer(&empty),
+            LookupAnswer::Failed(LookupFailure::NoRecords)
+        );
+        let good = Lookup::new_with_max_ttl(query, [a("orca.example.", "10.0.0.1")]);
+        assert_eq!(
+            lookup_answer(&good),
+            LookupAnswer::Records(vec![PeerAddr::from_ip("10.0.0.1".parse().unwrap())])
+        );
     }
 
     #[test]
