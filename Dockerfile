@@ -10,7 +10,7 @@
 # enough: no libc, no /etc, no CA bundle (the fill RPC trusts only the CA file it is given).
 
 # Build stage: the Rust toolchain, the musl target, and musl-gcc (musl-tools) for ring's C and
-# assembly parts.
+# assembly parts. The target is x86_64: on another build host, build with --platform linux/amd64.
 ARG RUST_IMAGE=rust:1-bookworm
 FROM ${RUST_IMAGE} AS build
 RUN apt-get update \
