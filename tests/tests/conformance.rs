@@ -2075,18 +2075,10 @@ mod cases {
     }
 
     impl Filler for Gate {
-        fn fill(
-            &self,
-            request: FillRequest,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<ChunkStream, FillerError>> + Send>,
-        > {
-            let (calls, permits) = (self.calls.clone(), self.permits.1.clone());
-            Box::pin(async move {
-                calls.fetch_add(1, Ordering::SeqCst);
-                permits.recv().await?;
-                Ok(SyntheticOrigin::stream(&request.key, request.object_size))
-            })
+        async fn fill(&self, request: FillRequest) -> Result<ChunkStream, FillerError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.permits.1.recv().await?;
+            Ok(SyntheticOrigin::stream(&request.key, request.object_size))
         }
     }
 
@@ -2095,12 +2087,7 @@ mod cases {
     struct Slow(Duration);
 
     impl Filler for Slow {
-        fn fill(
-            &self,
-            request: FillRequest,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<ChunkStream, FillerError>> + Send>,
-        > {
+        async fn fill(&self, request: FillRequest) -> Result<ChunkStream, FillerError> {
             let pause = self.0;
             let bytes = SyntheticOrigin::chunk_bytes(&request.key, request.object_size);
             let frames: Vec<Bytes> = bytes
@@ -2113,7 +2100,7 @@ mod cases {
                     smol::Timer::after(pause).await;
                     Some((Ok(frame), rest))
                 });
-            Box::pin(std::future::ready(Ok(Box::pin(stream) as ChunkStream)))
+            Ok(Box::pin(stream))
         }
     }
 

@@ -137,7 +137,6 @@ fn defaults_are_one_type_with_the_documented_values() {
 mod cases {
     use std::io;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-    use std::pin::Pin;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
@@ -804,33 +803,26 @@ mod cases {
     struct FramesFiller(Frames);
 
     impl Filler for FramesFiller {
-        fn fill(
-            &self,
-            request: FillRequest,
-        ) -> Pin<Box<dyn std::future::Future<Output = Result<ChunkStream, FillerError>> + Send>>
-        {
-            let how = self.0;
-            Box::pin(async move {
-                let mut first = Bytes::from(SyntheticOrigin::chunk_bytes(
-                    &request.key,
-                    request.object_size,
-                ));
-                let second = first.split_off(first.len() / 2);
-                let empties = |n| std::iter::repeat_n(Bytes::new(), n);
-                let frames: Vec<Bytes> = match how {
-                    Frames::EmptyAround => empties(1000)
-                        .chain([first])
-                        .chain(empties(1000))
-                        .chain([second])
-                        .chain(empties(1000))
-                        .collect(),
-                    Frames::EmptyThenMore => {
-                        vec![first, second, Bytes::new(), Bytes::from_static(&[7; 10])]
-                    }
-                };
-                let stream = futures_lite::stream::iter(frames.into_iter().map(Ok));
-                Ok(Box::pin(stream) as ChunkStream)
-            })
+        async fn fill(&self, request: FillRequest) -> Result<ChunkStream, FillerError> {
+            let mut first = Bytes::from(SyntheticOrigin::chunk_bytes(
+                &request.key,
+                request.object_size,
+            ));
+            let second = first.split_off(first.len() / 2);
+            let empties = |n| std::iter::repeat_n(Bytes::new(), n);
+            let frames: Vec<Bytes> = match self.0 {
+                Frames::EmptyAround => empties(1000)
+                    .chain([first])
+                    .chain(empties(1000))
+                    .chain([second])
+                    .chain(empties(1000))
+                    .collect(),
+                Frames::EmptyThenMore => {
+                    vec![first, second, Bytes::new(), Bytes::from_static(&[7; 10])]
+                }
+            };
+            let stream = futures_lite::stream::iter(frames.into_iter().map(Ok));
+            Ok(Box::pin(stream))
         }
     }
 
@@ -902,25 +894,19 @@ mod cases {
     const SLOW: Duration = Duration::from_secs(20);
 
     impl Filler for SlowFiller {
-        fn fill(
-            &self,
-            request: FillRequest,
-        ) -> Pin<Box<dyn std::future::Future<Output = Result<ChunkStream, FillerError>> + Send>>
-        {
-            Box::pin(async move {
-                let mut first = Bytes::from(SyntheticOrigin::chunk_bytes(
-                    &request.key,
-                    request.object_size,
-                ));
-                let second = first.split_off(first.len() / 2);
-                let later = async move {
-                    smol::Timer::after(SLOW).await;
-                    Ok(second)
-                };
-                let stream = futures_lite::stream::once(Ok(first))
-                    .chain(futures_lite::stream::once_future(later));
-                Ok(Box::pin(stream) as ChunkStream)
-            })
+        async fn fill(&self, request: FillRequest) -> Result<ChunkStream, FillerError> {
+            let mut first = Bytes::from(SyntheticOrigin::chunk_bytes(
+                &request.key,
+                request.object_size,
+            ));
+            let second = first.split_off(first.len() / 2);
+            let later = async move {
+                smol::Timer::after(SLOW).await;
+                Ok(second)
+            };
+            let stream = futures_lite::stream::once(Ok(first))
+                .chain(futures_lite::stream::once_future(later));
+            Ok(Box::pin(stream))
         }
     }
 

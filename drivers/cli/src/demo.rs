@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -67,19 +66,13 @@ impl CachingOrigin {
 }
 
 impl Filler for CachingOrigin {
-    fn fill(
-        &self,
-        req: FillRequest,
-    ) -> Pin<Box<dyn std::future::Future<Output = Result<ChunkStream, FillerError>> + Send>> {
-        let this = self.clone();
-        Box::pin(async move {
-            let bytes = this.get(&req.key, req.object_size).await;
-            let frames: Vec<std::io::Result<Bytes>> = (0..bytes.len())
-                .step_by(256 * 1024)
-                .map(|at| Ok(bytes.slice(at..(at + 256 * 1024).min(bytes.len()))))
-                .collect();
-            Ok(Box::pin(futures_util::stream::iter(frames)) as ChunkStream)
-        })
+    async fn fill(&self, req: FillRequest) -> Result<ChunkStream, FillerError> {
+        let bytes = self.get(&req.key, req.object_size).await;
+        let frames: Vec<std::io::Result<Bytes>> = (0..bytes.len())
+            .step_by(256 * 1024)
+            .map(|at| Ok(bytes.slice(at..(at + 256 * 1024).min(bytes.len()))))
+            .collect();
+        Ok(Box::pin(futures_util::stream::iter(frames)))
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,13 +69,9 @@ impl DirOrigin {
 }
 
 impl Filler for DirOrigin {
-    fn fill(
-        &self,
-        req: FillRequest,
-    ) -> Pin<Box<dyn std::future::Future<Output = Result<ChunkStream, FillerError>> + Send>> {
-        let this = self.clone();
-        Box::pin(async move {
-            let path = this.path(&req)?;
+    async fn fill(&self, req: FillRequest) -> Result<ChunkStream, FillerError> {
+        {
+            let path = self.path(&req)?;
             let mut file = tokio::fs::File::open(&path).await?;
             let len = file.metadata().await?.len();
             if len != req.object_size {
@@ -103,7 +98,7 @@ impl Filler for DirOrigin {
                     }
                 });
             Ok(Box::pin(stream) as ChunkStream)
-        })
+        }
     }
 }
 

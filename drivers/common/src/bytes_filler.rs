@@ -1,9 +1,7 @@
 //! [`BytesFiller`]: serves one pre-generated buffer, so the origin is never the bottleneck of a
 //! benchmark (both drivers' `bench` modules use it).
 
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 
 use crate::filler::{ChunkStream, FillRequest, Filler, FillerError};
 use bytes::Bytes;
@@ -27,22 +25,17 @@ impl BytesFiller {
 }
 
 impl Filler for BytesFiller {
-    fn fill(
-        &self,
-        request: FillRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<ChunkStream, FillerError>> + Send + 'static>> {
+    async fn fill(&self, request: FillRequest) -> Result<ChunkStream, FillerError> {
         let data = self.data.clone();
         let frame = self.frame_bytes;
-        Box::pin(async move {
-            let len = usize::try_from(request.expected_len)
-                .ok()
-                .filter(|&n| n <= data.len())
-                .ok_or_else(|| FillerError::from("chunk larger than the benchmark buffer"))?;
-            let frames = (0..len)
-                .step_by(frame)
-                .map(move |at| Ok::<Bytes, io::Error>(data.slice(at..(at + frame).min(len))));
-            Ok(Box::pin(futures_lite::stream::iter(frames)) as ChunkStream)
-        })
+        let len = usize::try_from(request.expected_len)
+            .ok()
+            .filter(|&n| n <= data.len())
+            .ok_or_else(|| FillerError::from("chunk larger than the benchmark buffer"))?;
+        let frames = (0..len)
+            .step_by(frame)
+            .map(move |at| Ok::<Bytes, io::Error>(data.slice(at..(at + frame).min(len))));
+        Ok(Box::pin(futures_lite::stream::iter(frames)) as ChunkStream)
     }
 }
 

@@ -33,6 +33,12 @@ const MAX_EMPTY_FRAMES: usize = 64;
 /// The inner filler's future, before it has produced a stream.
 type StartFuture = Pin<Box<dyn Future<Output = Result<ChunkStream, FillerError>> + Send + 'static>>;
 
+/// The inner filler's future, owning (a reference to) the filler so that it can live in the
+/// shared entry, whichever waiter created it.
+fn start_future<F: Filler>(filler: Arc<F>, request: FillRequest) -> StartFuture {
+    Box::pin(async move { filler.fill(request).await })
+}
+
 /// A [`Filler`] wrapper that calls the inner filler once for concurrent fills of the same chunk.
 ///
 /// **What is shared.** Two fills share one call when their [`FillRequest`]s are equal: the same
@@ -123,15 +129,18 @@ impl<F> fmt::Debug for CoalescingFiller<F> {
 }
 
 impl<F: Filler> Filler for CoalescingFiller<F> {
+    /// Joins (or starts) the shared fill of `request`'s chunk now, when called; the future
+    /// does not borrow the wrapper (`'static`, a promise beyond the trait's).
+    #[allow(refining_impl_trait)]
     fn fill(
         &self,
         request: FillRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<ChunkStream, FillerError>> + Send + 'static>> {
+    ) -> impl Future<Output = Result<ChunkStream, FillerError>> + Send + 'static {
         let ticket = Registry::join(&self.registry, request);
-        Box::pin(Join {
+        Join {
             filler: Arc::clone(&self.inner),
             ticket: Some(ticket),
-        })
+        }
     }
 }
 
@@ -404,7 +413,7 @@ impl Ticket {
     /// Drives the inner filler's future until it produced a stream (`Ok`) or failed.
     fn poll_start<F: Filler>(
         &self,
-        filler: &F,
+        filler: &Arc<F>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SharedFillError>> {
         let mut shared = lock(&self.entry.shared);
@@ -417,7 +426,7 @@ impl Ticket {
                 shared.park(self.waiter, cx);
                 drop(shared);
                 let guard = PanicGuard::new(self, SharedFillStage::Start);
-                let start = filler.fill(request);
+                let start = start_future(Arc::clone(filler), request);
                 guard.disarm();
                 start
             }
@@ -553,7 +562,7 @@ impl<F: Filler> Future for Join<F> {
                 "coalesced fill future polled after completion",
             )));
         };
-        match ticket.poll_start(&*this.filler, cx) {
+        match ticket.poll_start(&this.filler, cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(())) => match this.ticket.take() {
                 Some(ticket) => Poll::Ready(Ok(Box::pin(SharedStream {

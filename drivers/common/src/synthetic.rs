@@ -1,9 +1,6 @@
 //! A deterministic synthetic origin: the bytes of every object are a pure function of its
 //! identity and the offset, so any replica (and any verifier) can produce or check them.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use bytes::Bytes;
 use orca_cluster_core::ChunkKey;
 
@@ -80,11 +77,8 @@ impl SyntheticOrigin {
 }
 
 impl Filler for SyntheticOrigin {
-    fn fill(
-        &self,
-        request: FillRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<ChunkStream, FillerError>> + Send + 'static>> {
-        Box::pin(async move { Ok(Self::stream(&request.key, request.object_size)) })
+    async fn fill(&self, request: FillRequest) -> Result<ChunkStream, FillerError> {
+        Ok(Self::stream(&request.key, request.object_size))
     }
 }
 

@@ -114,10 +114,11 @@ impl Drop for Upstream {
 }
 
 impl Filler for Origin {
+    // Not `async fn`: the call is recorded when `fill` is called, not when its future is polled.
     fn fill(
         &self,
         request: FillRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<ChunkStream, FillerError>> + Send + 'static>> {
+    ) -> impl Future<Output = Result<ChunkStream, FillerError>> + Send {
         let (start, started) = unbounded();
         let (frames, frames_rx) = unbounded();
         let dropped = Arc::new(AtomicBool::new(false));
@@ -127,7 +128,7 @@ impl Filler for Origin {
             frames,
             stream_dropped: Arc::clone(&dropped),
         });
-        Box::pin(async move {
+        async move {
             match started.recv().await {
                 Ok(Ok(())) => Ok(Box::pin(Upstream {
                     frames: Box::pin(frames_rx),
@@ -136,7 +137,7 @@ impl Filler for Origin {
                 Ok(Err(message)) => Err(FillerError::from(message)),
                 Err(_) => Err(FillerError::from("the test dropped the start channel")),
             }
-        })
+        }
     }
 }
 
@@ -733,11 +734,8 @@ impl Stream for PanicStream {
 }
 
 impl Filler for Panicky {
-    fn fill(
-        &self,
-        _request: FillRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<ChunkStream, FillerError>> + Send + 'static>> {
-        Box::pin(async { Ok(Box::pin(PanicStream(0)) as ChunkStream) })
+    async fn fill(&self, _request: FillRequest) -> Result<ChunkStream, FillerError> {
+        Ok(Box::pin(PanicStream(0)))
     }
 }
 
@@ -745,8 +743,8 @@ impl Filler for Panicky {
 fn a_panicking_inner_filler_fails_the_other_waiters() {
     let filler = CoalescingFiller::new(Panicky);
     let req = request("panic", 0, 10);
-    let mut a = filler.fill(req.clone());
-    let mut b = filler.fill(req);
+    let mut a = Box::pin(filler.fill(req.clone()));
+    let mut b = Box::pin(filler.fill(req));
     let flag = Arc::new(Flag::default());
     let waker = Waker::from(Arc::clone(&flag));
     let mut cx = Context::from_waker(&waker);
@@ -786,28 +784,23 @@ struct Threaded {
 }
 
 impl Filler for Threaded {
-    fn fill(
-        &self,
-        request: FillRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<ChunkStream, FillerError>> + Send + 'static>> {
+    async fn fill(&self, request: FillRequest) -> Result<ChunkStream, FillerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let frames = self.frames;
         let frame_len = request.expected_len as usize / frames;
-        Box::pin(async move {
-            let (tx, rx) = unbounded::<io::Result<Bytes>>();
-            std::thread::spawn(move || {
-                for i in 0..frames {
-                    if i % 8 == 0 {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    let frame = Bytes::from(chunk(frame_len, i as u8));
-                    if tx.send_blocking(Ok(frame)).is_err() {
-                        return;
-                    }
+        let (tx, rx) = unbounded::<io::Result<Bytes>>();
+        std::thread::spawn(move || {
+            for i in 0..frames {
+                if i % 8 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
                 }
-            });
-            Ok(Box::pin(rx) as ChunkStream)
-        })
+                let frame = Bytes::from(chunk(frame_len, i as u8));
+                if tx.send_blocking(Ok(frame)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Box::pin(rx))
     }
 }
 

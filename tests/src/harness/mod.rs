@@ -701,24 +701,18 @@ pub enum Misbehaviour {
 pub struct BadFiller(pub Misbehaviour);
 
 impl Filler for BadFiller {
-    fn fill(
-        &self,
-        request: FillRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<ChunkStream, FillerError>> + Send + 'static>> {
-        let how = self.0;
-        Box::pin(async move {
-            let mut bytes = SyntheticOrigin::chunk_bytes(&request.key, request.object_size);
-            match how {
-                Misbehaviour::Fail => return Err("the origin is down".into()),
-                Misbehaviour::Short => bytes.truncate(bytes.len().saturating_sub(1000)),
-                Misbehaviour::Long => bytes.extend_from_slice(&[0u8; 1000]),
-            }
-            // Two frames, so that a prefix is sent before the guard notices.
-            let mut first = Bytes::from(bytes);
-            let second = first.split_off(first.len() / 2);
-            let stream = futures_lite::stream::iter(vec![Ok(first), Ok(second)]);
-            Ok(Box::pin(stream) as ChunkStream)
-        })
+    async fn fill(&self, request: FillRequest) -> Result<ChunkStream, FillerError> {
+        let mut bytes = SyntheticOrigin::chunk_bytes(&request.key, request.object_size);
+        match self.0 {
+            Misbehaviour::Fail => return Err("the origin is down".into()),
+            Misbehaviour::Short => bytes.truncate(bytes.len().saturating_sub(1000)),
+            Misbehaviour::Long => bytes.extend_from_slice(&[0u8; 1000]),
+        }
+        // Two frames, so that a prefix is sent before the guard notices.
+        let mut first = Bytes::from(bytes);
+        let second = first.split_off(first.len() / 2);
+        let stream = futures_lite::stream::iter(vec![Ok(first), Ok(second)]);
+        Ok(Box::pin(stream))
     }
 }
 

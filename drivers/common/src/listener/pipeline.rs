@@ -15,7 +15,7 @@ use orca_cluster_core::h1::HeadError;
 use super::ListenerSettings;
 use super::filler_body::FillerBody;
 use super::watch::{ConnectionWatch, FillSlot};
-use crate::filler::{FillRequest, Filler};
+use crate::filler::{DynFiller, FillRequest, Filler};
 use crate::limit::ConcurrencyLimit;
 use crate::state::ClusterState;
 use crate::stats::Stats;
@@ -122,7 +122,7 @@ pub struct FillPipeline {
 
 struct Inner {
     state: Arc<ClusterState>,
-    filler: Arc<dyn Filler>,
+    filler: Arc<dyn DynFiller>,
     limit: ConcurrencyLimit,
     max_header_bytes: usize,
 }
@@ -227,7 +227,7 @@ impl FillPipeline {
                 object_size: admitted.query.object_size,
                 expected_len,
             };
-            match inner.filler.fill(request).await {
+            match inner.filler.fill_dyn(request).await {
                 Ok(stream) => Reply::Fill(FillerBody::new(
                     stream,
                     expected_len,
