@@ -99,8 +99,9 @@ impl From<FillCheckError> for FillError {
 pub enum StartError {
     /// The configuration is invalid (the message names the field).
     Config(ConfigError),
-    /// The DNS resolver could not be set up (e.g. unreadable `/etc/resolv.conf`).
-    Resolver(String),
+    /// The DNS resolver could not be set up (e.g. unreadable `/etc/resolv.conf`); hickory's
+    /// error is the [`source`](std::error::Error::source).
+    Resolver(hickory_resolver::net::NetError),
     /// TLS files could not be loaded.
     Tls(crate::tls::TlsError),
     /// The fill listener could not bind.
@@ -142,7 +143,8 @@ impl std::error::Error for StartError {
             StartError::Config(e) => Some(e),
             StartError::Tls(e) => Some(e),
             StartError::Bind(e) => Some(e),
-            StartError::Resolver(_) | StartError::Unsupported { .. } => None,
+            StartError::Resolver(e) => Some(e),
+            StartError::Unsupported { .. } => None,
         }
     }
 }

@@ -125,11 +125,11 @@ pub fn membership_options(mut options: ResolverOpts, lookup_timeout: Duration) -
 
 impl<P: ConnectionProvider> DnsPeerSource<P> {
     /// Uses the system configuration (`/etc/resolv.conf`: nameservers, search domains, ndots).
-    pub fn from_system_conf(provider: P, lookup_timeout: Duration) -> Result<Self, String> {
-        let mut builder = Resolver::builder(provider).map_err(|e| e.to_string())?;
+    pub fn from_system_conf(provider: P, lookup_timeout: Duration) -> Result<Self, NetError> {
+        let mut builder = Resolver::builder(provider)?;
         let options = membership_options(builder.options_mut().clone(), lookup_timeout);
         *builder.options_mut() = options;
-        let resolver = builder.build().map_err(|e| e.to_string())?;
+        let resolver = builder.build()?;
         Ok(DnsPeerSource {
             resolver: Arc::new(resolver),
         })
@@ -140,7 +140,7 @@ impl<P: ConnectionProvider> DnsPeerSource<P> {
         provider: P,
         addr: SocketAddr,
         lookup_timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, NetError> {
         let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
         for c in &mut ns.connections {
             c.port = addr.port();
@@ -159,11 +159,10 @@ impl<P: ConnectionProvider> DnsPeerSource<P> {
         config: ResolverConfig,
         options: ResolverOpts,
         lookup_timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, NetError> {
         let resolver = Resolver::builder_with_config(config, provider)
             .with_options(membership_options(options, lookup_timeout))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(DnsPeerSource {
             resolver: Arc::new(resolver),
         })
@@ -268,6 +267,16 @@ mod tests {
 
     fn name(text: &str) -> Name {
         Name::from_ascii(text).unwrap()
+    }
+
+    #[test]
+    fn a_resolver_setup_error_is_the_start_errors_source() {
+        use std::error::Error;
+        let error = crate::StartError::Resolver(NetError::from(String::from("no nameservers")));
+        assert_eq!(error.to_string(), "dns resolver: no nameservers");
+        let source = error.source().expect("the resolver error is the source");
+        assert!(source.downcast_ref::<NetError>().is_some());
+        assert_eq!(source.to_string(), "no nameservers");
     }
 
     fn a(owner: &str, ip: &str) -> Record {
