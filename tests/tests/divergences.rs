@@ -107,12 +107,18 @@ fn defaults_are_one_type_with_the_documented_values() {
     assert_eq!(listener.max_header_bytes, 16 * 1024);
     assert_eq!(listener.tls_handshake_timeout, Duration::from_secs(10));
     assert_eq!(listener.header_read_timeout, Duration::from_secs(30));
+    assert_eq!(listener.idle_timeout, Duration::from_secs(90));
+    assert_eq!(listener.send_timeout, Duration::from_secs(60));
+    assert_eq!(listener.max_concurrent_per_connection, 64);
+    assert_eq!(listener.max_connections, 1024);
 
     let client: orca_cluster_tokio::ClientSettings = orca_cluster_smol::ClientSettings::default();
     let smol_client: orca_cluster_smol::ClientSettings =
         orca_cluster_tokio::ClientSettings::default();
     assert_eq!(client, smol_client);
-    assert_eq!(client.connect_timeout, Duration::from_secs(10));
+    assert_eq!(client.connect_timeout, Duration::from_secs(2));
+    assert_eq!(client.peer_backoff_initial, Duration::from_millis(250));
+    assert_eq!(client.peer_backoff_max, Duration::from_secs(10));
     assert_eq!(client.tls_handshake_timeout, Duration::from_secs(10));
     assert_eq!(client.idle_timeout, Duration::from_secs(30));
     assert_eq!(client.max_idle_per_peer, 16);

@@ -5,12 +5,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use orca_cluster_core::fill::DescriptorError;
 use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Snapshot};
 
 use crate::client::{FillBody, FillClient};
 use crate::driver::Driver;
 use crate::error::{CloseError, FillError, StartError};
+use crate::filler::{FillRequest, Filler};
 use crate::options::Options;
+use crate::read::{ChunkRead, ReadError, ReadOptions, ReadSource, falls_back};
 use crate::start::MembershipStart;
 use crate::state::{ClusterState, Subscription};
 use crate::stats::StatsSnapshot;
@@ -161,6 +164,108 @@ impl<D: Driver> Cluster<D> {
             return Err(FillError::Closed);
         }
         self.inner.client.fill(peer, key, object_size).await
+    }
+
+    /// [`Cluster::fill_from_peer`] within `deadline` (see [`FillClient::fill_within`]): the
+    /// response head must arrive, and the body be complete, within `deadline`, else
+    /// [`FillError::Deadline`].
+    pub async fn fill_from_peer_within(
+        &self,
+        peer: &Peer,
+        key: &ChunkKey,
+        object_size: u64,
+        deadline: Duration,
+    ) -> Result<FillBody, FillError> {
+        if self.inner.state.is_shutting_down() {
+            return Err(FillError::Closed);
+        }
+        self.inner
+            .client
+            .fill_within(peer, key, object_size, deadline)
+            .await
+    }
+
+    /// Reads chunk `key` of an object of `object_size` bytes: from the coordinator when it is
+    /// another replica, else from `local` (this replica's filler — give it the same filler the
+    /// listener serves, e.g. one `CoalescingFiller`, so that concurrent reads and fills of a
+    /// chunk read the origin once). When the coordinator cannot serve the chunk — 409, 503,
+    /// unreachable or in its backoff window ([`FillError::PeerUnavailable`]: no connect attempt,
+    /// so a dead coordinator costs nothing), the connection failing before a response head —
+    /// the chunk is read from `local` and [`ReadSource::Fallback`] says why. Other answers of
+    /// the coordinator (e.g. 502) are [`ReadError::Coordinator`]. Coordinator selection never
+    /// changes because of a failure: every replica keeps agreeing on it.
+    pub async fn read<F: Filler>(
+        &self,
+        key: &ChunkKey,
+        object_size: u64,
+        local: &F,
+    ) -> Result<ChunkRead, ReadError> {
+        self.read_with(key, object_size, local, ReadOptions::default())
+            .await
+    }
+
+    /// [`Cluster::read`] with `options` (a deadline on the coordinator's fill).
+    pub async fn read_with<F: Filler>(
+        &self,
+        key: &ChunkKey,
+        object_size: u64,
+        local: &F,
+        options: ReadOptions,
+    ) -> Result<ChunkRead, ReadError> {
+        if self.inner.state.is_shutting_down() {
+            return Err(ReadError::Closed);
+        }
+        let chunk_error = |e| ReadError::Request(DescriptorError::Chunk(e));
+        let expected_len = key.expected_len(object_size).map_err(chunk_error)?;
+        if expected_len == 0 {
+            return Err(ReadError::Request(DescriptorError::EmptyChunk {
+                index: key.index,
+                object_size,
+            }));
+        }
+        key.check_chunk_size(self.inner.config.max_chunk_size)
+            .map_err(chunk_error)?;
+        let coordinator = self.coordinator(key);
+        let source = if coordinator.is_self {
+            ReadSource::Local
+        } else {
+            let client = &self.inner.client;
+            let result = match options.deadline {
+                Some(deadline) => {
+                    client
+                        .fill_within(&coordinator, key, object_size, deadline)
+                        .await
+                }
+                None => client.fill(&coordinator, key, object_size).await,
+            };
+            match result {
+                Ok(body) => return Ok(ChunkRead::from_peer(coordinator, body)),
+                Err(FillError::Closed) => return Err(ReadError::Closed),
+                Err(FillError::Descriptor(e)) => return Err(ReadError::Request(e)),
+                Err(error) if falls_back(&error) => {
+                    tracing::debug!(
+                        event = "read_fallback",
+                        coordinator = %coordinator.ip,
+                        kind = error.kind(),
+                        "reading the chunk locally: the coordinator cannot serve it"
+                    );
+                    ReadSource::Fallback { coordinator, error }
+                }
+                Err(error) => {
+                    return Err(ReadError::Coordinator {
+                        peer: coordinator,
+                        error,
+                    });
+                }
+            }
+        };
+        let request = FillRequest {
+            key: key.clone(),
+            object_size,
+            expected_len,
+        };
+        let stream = local.fill(request).await.map_err(ReadError::Local)?;
+        Ok(ChunkRead::from_local(source, stream, expected_len))
     }
 
     /// The fill client of this cluster (shares connections and counters with it).

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use orca_cluster_core::ConfigError;
 use orca_cluster_core::fill::{DescriptorError, FillCheckError};
@@ -16,11 +17,27 @@ pub enum FillError {
     Check(FillCheckError),
     /// The TCP connection could not be opened.
     Connect(io::Error),
-    /// The TCP connection was not established within the connect timeout (10 s).
+    /// The TCP connection was not established within the connect timeout
+    /// (`ClientSettings::connect_timeout`).
     ConnectTimeout,
+    /// The peer failed to connect recently (refused, timed out, TLS handshake failed) and is
+    /// in its backoff window: the fill failed at once, without a connection attempt. The peer
+    /// is tried again after `retry_in`, when a fill to it succeeds, or once it leaves the
+    /// snapshot. Coordinator selection is not affected: fill locally.
+    PeerUnavailable {
+        /// How long until the next attempt is allowed.
+        retry_in: Duration,
+        /// The connect failure that started (or last extended) the backoff, by kind
+        /// ([`FillError::kind`]: `connect`, `connect_timeout`, `tls`, `tls_handshake_timeout`).
+        cause: &'static str,
+    },
+    /// The caller's per-fill deadline passed (the response head did not arrive in time, or
+    /// the body was not complete in time).
+    Deadline(Duration),
     /// The TLS handshake failed (bad certificate, wrong server name, no client certificate...).
     Tls(io::Error),
-    /// The TLS handshake did not finish within the handshake timeout (10 s).
+    /// The TLS handshake did not finish within the handshake timeout
+    /// (`ClientSettings::tls_handshake_timeout`).
     TlsHandshakeTimeout,
     /// An HTTP protocol or transport error (connection reset, stream reset, malformed response).
     Http(String),
@@ -32,6 +49,30 @@ impl FillError {
     /// True for a 409 answer: the caller should fill locally.
     pub fn is_not_coordinator(&self) -> bool {
         matches!(self, FillError::Check(FillCheckError::NotCoordinator))
+    }
+
+    /// The HTTP status of a refused fill (409, or the other non-2xx status the peer answered);
+    /// `None` when the fill failed otherwise.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FillError::Check(FillCheckError::NotCoordinator) => Some(409),
+            FillError::Check(FillCheckError::Status { code, .. }) => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// True when the peer could not be reached (connect or TLS handshake failure, or its
+    /// backoff window): the error that marks a peer unavailable, and after which reading the
+    /// chunk locally is the answer.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            FillError::Connect(_)
+                | FillError::ConnectTimeout
+                | FillError::Tls(_)
+                | FillError::TlsHandshakeTimeout
+                | FillError::PeerUnavailable { .. }
+        )
     }
 
     /// A short stable name for logs and metrics (`not_coordinator`, `status`, `truncated`,
@@ -50,6 +91,8 @@ impl FillError {
             FillError::ConnectTimeout => "connect_timeout",
             FillError::Tls(_) => "tls",
             FillError::TlsHandshakeTimeout => "tls_handshake_timeout",
+            FillError::PeerUnavailable { .. } => "peer_unavailable",
+            FillError::Deadline(_) => "deadline",
             FillError::Http(_) => "http",
             FillError::Closed => "closed",
         }
@@ -62,9 +105,15 @@ impl fmt::Display for FillError {
             FillError::Descriptor(e) => write!(f, "fill request: {e}"),
             FillError::Check(e) => write!(f, "fill response: {e}"),
             FillError::Connect(e) => write!(f, "connect: {e}"),
-            FillError::ConnectTimeout => f.write_str("connect: timed out after 10 s"),
+            FillError::ConnectTimeout => f.write_str("connect: timed out"),
             FillError::Tls(e) => write!(f, "tls: {e}"),
-            FillError::TlsHandshakeTimeout => f.write_str("tls: handshake timed out after 10 s"),
+            FillError::TlsHandshakeTimeout => f.write_str("tls: handshake timed out"),
+            FillError::PeerUnavailable { retry_in, cause } => write!(
+                f,
+                "peer unavailable after a {cause} failure; next attempt in {} ms",
+                retry_in.as_millis()
+            ),
+            FillError::Deadline(d) => write!(f, "fill deadline of {} ms passed", d.as_millis()),
             FillError::Http(e) => write!(f, "http: {e}"),
             FillError::Closed => f.write_str("cluster: closed"),
         }

@@ -33,6 +33,7 @@ pub mod filler;
 pub mod limit;
 pub mod listener;
 pub mod options;
+pub mod read;
 pub mod runtime;
 pub mod source;
 pub mod start;
@@ -57,6 +58,7 @@ pub use listener::{
     ListenerHandle, ListenerSettings, Reply, RequestGuard,
 };
 pub use options::{ClientSettings, Http2Settings, Options, Protocol};
+pub use read::{ChunkRead, ReadError, ReadOptions, ReadSource};
 pub use runtime::{Clock, Runtime};
 pub use source::{DnsPeerSource, PeerSource, StaticPeerSource};
 pub use start::{Discovery, MembershipStart};

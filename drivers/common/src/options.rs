@@ -79,6 +79,13 @@ impl Default for Http2Settings {
     }
 }
 
+/// Default of [`ClientSettings::connect_timeout`]: 2 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default of [`ClientSettings::peer_backoff_initial`]: 250 ms.
+pub const DEFAULT_PEER_BACKOFF_INITIAL: Duration = Duration::from_millis(250);
+/// Default of [`ClientSettings::peer_backoff_max`]: 10 s.
+pub const DEFAULT_PEER_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
 /// Default of [`ClientSettings::max_idle_per_peer`]: 16.
 pub const DEFAULT_MAX_IDLE_PER_PEER: usize = 16;
 
@@ -86,8 +93,18 @@ pub const DEFAULT_MAX_IDLE_PER_PEER: usize = 16;
 /// timeout: the caller's deadline rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientSettings {
-    /// Longest a TCP connect may take (default 10 s).
+    /// Longest a TCP connect may take (default [`DEFAULT_CONNECT_TIMEOUT`], 2 s: round trips
+    /// inside a cluster network take well under a millisecond, and 2 s still covers one lost
+    /// SYN (Linux resends it after 1 s); a dead or blackholed pod then costs the one fill that
+    /// finds it 2 s, and peer health spares the others).
     pub connect_timeout: Duration,
+    /// First backoff window of a peer that failed to connect (default
+    /// [`DEFAULT_PEER_BACKOFF_INITIAL`], 250 ms): fills to it fail at once with
+    /// `FillError::PeerUnavailable` meanwhile. Each failed probe doubles the window.
+    pub peer_backoff_initial: Duration,
+    /// Longest backoff window (default [`DEFAULT_PEER_BACKOFF_MAX`], 10 s): a peer that stays
+    /// down is probed (one connect) this often.
+    pub peer_backoff_max: Duration,
     /// Longest a TLS handshake may take (default 10 s).
     pub tls_handshake_timeout: Duration,
     /// A pooled connection that carried no request for this long is closed (default 30 s).
@@ -102,7 +119,9 @@ pub struct ClientSettings {
 impl Default for ClientSettings {
     fn default() -> Self {
         ClientSettings {
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            peer_backoff_initial: DEFAULT_PEER_BACKOFF_INITIAL,
+            peer_backoff_max: DEFAULT_PEER_BACKOFF_MAX,
             tls_handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_idle_per_peer: DEFAULT_MAX_IDLE_PER_PEER,

@@ -103,6 +103,7 @@ pub use orca_cluster_driver_common::{
     StartError, StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin, Transport,
 };
 pub use orca_cluster_driver_common::{CoalescingFiller, SharedFillError, SharedFillStage};
+pub use orca_cluster_driver_common::{ChunkRead, ReadError, ReadOptions, ReadSource};
 
 orca_cluster_driver_common::driver_types!(Tokio, TokioRuntimeProvider);
 

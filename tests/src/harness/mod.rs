@@ -22,6 +22,7 @@
 //! while tokio's types must be created inside a tokio runtime. So a test that uses both runs on
 //! [`run_mixed`] (a tokio runtime) and the smol parts simply run on smol's own threads.
 
+pub mod read_path;
 pub mod smol;
 pub mod tokio;
 
@@ -37,8 +38,8 @@ use futures_lite::StreamExt;
 use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Snapshot};
 use orca_cluster_driver_common::{
     ChunkStream, ClientSettings, CloseError, FillBody, FillError, FillRequest, Filler, FillerError,
-    ListenerSettings, Protocol, StartError, StaticPeerSource, StatsSnapshot, Subscription,
-    SyntheticOrigin,
+    ListenerSettings, Protocol, ReadError, ReadOptions, StartError, StaticPeerSource,
+    StatsSnapshot, Subscription, SyntheticOrigin,
 };
 
 pub use self::smol::SmolDriver;
@@ -80,6 +81,8 @@ pub struct Setup {
     pub protocol: Protocol,
     /// The fill client's settings (default `ClientSettings::default()`).
     pub client: ClientSettings,
+    /// Connects go through this hook (counted, some blackholed) before the driver's TCP.
+    pub connect_hook: Option<read_path::ConnectHook>,
 }
 
 impl Setup {
@@ -119,6 +122,12 @@ impl Setup {
     /// Sets the client's settings.
     pub fn with_client_settings(mut self, client: ClientSettings) -> Setup {
         self.client = client;
+        self
+    }
+
+    /// Sends connects through `hook`.
+    pub fn with_connect_hook(mut self, hook: &read_path::ConnectHook) -> Setup {
+        self.connect_hook = Some(hook.clone());
         self
     }
 }
@@ -221,6 +230,17 @@ pub trait ClusterHandle {
     ) -> LocalBoxFuture<'a, Result<Bytes, FillError>>;
     /// `Cluster::close`.
     fn close(&self, deadline: Duration) -> LocalBoxFuture<'_, Result<(), CloseError>>;
+    /// `Cluster::read_with(key, object_size, origin, options)`, collected: where the bytes
+    /// came from, and the verified chunk (an error of the stream as `Err(ReadError::Local)`).
+    fn read<'a>(
+        &'a self,
+        key: &'a ChunkKey,
+        object_size: u64,
+        origin: &'a read_path::SharedOrigin,
+        options: ReadOptions,
+    ) -> LocalBoxFuture<'a, Result<(read_path::Served, Bytes), ReadError>>;
+    /// `Cluster::client().unavailable_peers()`.
+    fn unavailable_peers(&self) -> Vec<SocketAddr>;
 }
 
 /// Implements [`ClusterHandle`] for a driver's `Cluster` type by forwarding to its inherent
@@ -306,6 +326,39 @@ macro_rules! impl_cluster_handle {
             > {
                 Box::pin(<$cluster>::close(self, deadline))
             }
+            fn read<'a>(
+                &'a self,
+                key: &'a ::orca_cluster_core::ChunkKey,
+                object_size: u64,
+                origin: &'a $crate::harness::read_path::SharedOrigin,
+                options: ::orca_cluster_driver_common::ReadOptions,
+            ) -> $crate::harness::LocalBoxFuture<
+                'a,
+                Result<
+                    ($crate::harness::read_path::Served, ::bytes::Bytes),
+                    ::orca_cluster_driver_common::ReadError,
+                >,
+            > {
+                use ::orca_cluster_driver_common::ReadSource;
+                use $crate::harness::read_path::Served;
+                Box::pin(async move {
+                    let read =
+                        <$cluster>::read_with(self, key, object_size, origin, options).await?;
+                    let served = match read.source() {
+                        ReadSource::Local => Served::Local,
+                        ReadSource::Coordinator(_) => Served::Coordinator,
+                        ReadSource::Fallback { error, .. } => Served::Fallback(error.kind()),
+                    };
+                    let bytes = read
+                        .collect_bytes()
+                        .await
+                        .map_err(|e| ::orca_cluster_driver_common::ReadError::Local(e.into()))?;
+                    Ok((served, bytes))
+                })
+            }
+            fn unavailable_peers(&self) -> Vec<::std::net::SocketAddr> {
+                <$cluster>::client(self).unavailable_peers()
+            }
         }
     };
 }
@@ -333,6 +386,12 @@ macro_rules! impl_driver {
             }
             if let Some(nameserver) = setup.nameserver {
                 options = options.with_nameserver(nameserver);
+            }
+            if let Some(hook) = &setup.connect_hook {
+                options = options.with_transport($crate::harness::read_path::HookedTransport {
+                    inner: $krate::TcpTransport,
+                    hook: hook.clone(),
+                });
             }
             options
         }

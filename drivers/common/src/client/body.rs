@@ -1,9 +1,11 @@
 //! [`FillBody`]: the verified body of a fill, the same type on both drivers.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_core::Stream;
@@ -43,7 +45,13 @@ pub struct FillBody {
     /// last expected byte.
     length_declared: bool,
     done: bool,
+    /// The caller's deadline (`FillClient::fill_within`): when it fires first, the body fails
+    /// with `FillError::Deadline`.
+    deadline: Option<(Expiry, Duration)>,
 }
+
+/// The timer of a deadline.
+pub(crate) type Expiry = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl fmt::Debug for FillBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,7 +76,20 @@ impl FillBody {
             stats,
             length_declared,
             done: false,
+            deadline: None,
         }
+    }
+
+    /// The body failing with [`FillError::Deadline`]`(deadline)` once `expires` completes.
+    pub(crate) fn with_deadline(
+        mut self,
+        expires: Expiry,
+        deadline: Duration,
+    ) -> FillBody {
+        if !self.done {
+            self.deadline = Some((expires, deadline));
+        }
+        self
     }
 
     /// The chunk's length in bytes: what the body delivers when it succeeds.
@@ -140,6 +161,13 @@ impl FillBody {
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, FillError>>> {
         if self.done {
             return Poll::Ready(None);
+        }
+        if let Some((expires, deadline)) = &mut self.deadline
+            && expires.as_mut().poll(cx).is_ready()
+        {
+            let e = FillError::Deadline(*deadline);
+            self.deadline = None;
+            return self.fail(e);
         }
         loop {
             let data = match ready!(self.raw.poll_data(cx)) {

@@ -150,6 +150,11 @@ pub trait Exchange: Send + Sync + 'static {
         fresh: bool,
     ) -> impl Future<Output = Result<Response<Self::Body>, SendError>> + Send;
 
+    /// Opens a connection to `addr` (connect and, with TLS, the handshake, each within its
+    /// timeout) to learn whether the peer is reachable again; the connection may be pooled or
+    /// dropped. Peer health's probe.
+    fn probe(&self, addr: SocketAddr) -> impl Future<Output = Result<(), FillError>> + Send;
+
     /// Closes the connections to `addrs` (peers that left the snapshot) once their fills end;
     /// later fills to them dial anew.
     fn evict(&self, addrs: &[SocketAddr]);

@@ -8,6 +8,7 @@
 
 mod body;
 mod exchange;
+mod health;
 mod stats;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use orca_cluster_core::fill::{
     DeclaredFraming, DescriptorError, FillDescriptor, ResponseVerdict, Scheme,
@@ -24,6 +26,8 @@ use orca_cluster_core::{ChunkKey, ClusterConfig, Peer};
 pub use body::{FillBody, FillBodyReader};
 pub use exchange::{ClientSetup, Exchange, Finish, RawBody, Response, ResponseHead, SendError};
 pub(crate) use stats::StatsRef;
+
+use health::{Gate, PeerHealth};
 
 use crate::driver::Driver;
 use crate::error::{FillError, StartError};
@@ -50,7 +54,9 @@ impl<D: Driver> Clone for FillClient<D> {
 }
 
 struct ClientInner<D: Driver> {
+    runtime: D,
     exchange: D::Exchange,
+    health: PeerHealth,
     scheme: Scheme,
     listen_port: u16,
     /// `ClusterConfig::max_chunk_size`: larger chunks are never asked for.
@@ -116,9 +122,15 @@ impl<D: Driver> FillClient<D> {
             plain_h2: options.plain_h2(),
             transport: options.transport.clone(),
         };
+        let health = PeerHealth::new(
+            options.client.peer_backoff_initial,
+            options.client.peer_backoff_max,
+        );
         FillClient {
             inner: Arc::new(ClientInner {
+                runtime: runtime.clone(),
                 exchange: runtime.exchange(setup),
+                health,
                 scheme,
                 listen_port: config.internal_listen.port(),
                 max_chunk_size: config.max_chunk_size,
@@ -141,7 +153,48 @@ impl<D: Driver> FillClient<D> {
     ///
     /// A request that never reached the peer on a reused connection (closed while idle,
     /// `GOAWAY`) is retried once on a fresh connection; nothing else is retried.
+    ///
+    /// Peer health: after a connect failure (refused, timed out, TLS handshake failed) the peer
+    /// is unavailable for a backoff window (`ClientSettings::peer_backoff_initial`, doubling to
+    /// `peer_backoff_max`); fills to it fail at once with [`FillError::PeerUnavailable`], and
+    /// one background probe per window finds out when it is back. See
+    /// [`FillClient::unavailable_peers`].
     pub async fn fill(
+        &self,
+        peer: &Peer,
+        key: &ChunkKey,
+        object_size: u64,
+    ) -> Result<FillBody, FillError> {
+        self.fill_inner(peer, key, object_size).await
+    }
+
+    /// [`FillClient::fill`] within `deadline`: the response head must arrive, and the body be
+    /// complete, within `deadline` of this call, else [`FillError::Deadline`] (from the future,
+    /// or as the body's last item).
+    pub async fn fill_within(
+        &self,
+        peer: &Peer,
+        key: &ChunkKey,
+        object_size: u64,
+        deadline: Duration,
+    ) -> Result<FillBody, FillError> {
+        let mut expires: body::Expiry = Box::pin(self.inner.runtime.sleep(deadline));
+        let fill = self.fill_inner(peer, key, object_size);
+        let mut fill = std::pin::pin!(fill);
+        let body = poll_fn(|cx| {
+            if let std::task::Poll::Ready(r) = fill.as_mut().poll(cx) {
+                return std::task::Poll::Ready(r);
+            }
+            expires
+                .as_mut()
+                .poll(cx)
+                .map(|()| Err(FillError::Deadline(deadline)))
+        })
+        .await?;
+        Ok(body.with_deadline(expires, deadline))
+    }
+
+    async fn fill_inner(
         &self,
         peer: &Peer,
         key: &ChunkKey,
@@ -158,7 +211,23 @@ impl<D: Driver> FillClient<D> {
             .map_err(DescriptorError::Chunk)?;
         let stats = inner.stats.get();
         Stats::incr(&stats.fills_started);
-        let result = self.exchange(&descriptor).await;
+        let addr = SocketAddr::new(descriptor.ip, descriptor.port);
+        let result = match inner.health.gate(addr) {
+            Gate::Go => {
+                let result = self.exchange(&descriptor).await;
+                match &result {
+                    Err(e) if e.is_unreachable() => inner.health.failed(addr, e.kind()),
+                    Err(FillError::Http(_)) => {}
+                    _ => inner.health.reached(addr),
+                }
+                result
+            }
+            Gate::Refuse(e) => Err(e),
+            Gate::RefuseAndProbe(e) => {
+                self.probe(addr);
+                Err(e)
+            }
+        };
         if let Err(e) = &result {
             Stats::incr(&stats.fills_failed);
             if e.is_not_coordinator() {
@@ -219,12 +288,38 @@ impl<D: Driver> FillClient<D> {
         }
     }
 
+    /// Probes `addr` in the background; the result reaches peer health.
+    fn probe(&self, addr: SocketAddr) {
+        let client = self.clone();
+        tracing::debug!(peer = %addr, "probing an unavailable peer");
+        self.inner.runtime.spawn(async move {
+            let inner = &client.inner;
+            match inner.exchange.probe(addr).await {
+                Ok(()) => {
+                    tracing::info!(event = "peer_available", peer = %addr, "peer reachable again");
+                    inner.health.reached(addr);
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %addr, error = %e, "probe failed; peer stays unavailable");
+                    inner.health.failed(addr, e.kind());
+                }
+            }
+        });
+    }
+
+    /// Peers (dialed addresses) that failed to connect recently and are in their backoff
+    /// window or being probed: fills to them fail at once with [`FillError::PeerUnavailable`].
+    pub fn unavailable_peers(&self) -> Vec<SocketAddr> {
+        self.inner.health.unavailable()
+    }
+
     /// Closes the connections to `peers` (peers that left the snapshot) once their fills end.
     /// A cluster's client is told by the membership task at every change.
     pub fn evict(&self, peers: &[Peer]) {
         let port = self.inner.listen_port;
         let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.socket_addr(port)).collect();
         if !addrs.is_empty() {
+            self.inner.health.forget(&addrs);
             tracing::debug!(peers = ?addrs, "evicting fill connections of departed peers");
             self.inner.exchange.evict(&addrs);
         }

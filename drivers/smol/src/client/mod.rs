@@ -115,6 +115,19 @@ impl Exchange for SmolExchange {
         })
     }
 
+    async fn probe(&self, addr: SocketAddr) -> Result<(), FillError> {
+        let conn = Connection::open(
+            addr,
+            &*self.transport.0,
+            self.tls.as_deref(),
+            &self.settings,
+        )
+        .await?;
+        // Reachable: keep the connection for the next fill.
+        self.pool.checkin(addr, conn);
+        Ok(())
+    }
+
     fn evict(&self, addrs: &[SocketAddr]) {
         self.pool.evict(addrs);
     }

@@ -230,6 +230,14 @@ impl Exchange for HyperExchange {
         }
     }
 
+    async fn probe(&self, addr: SocketAddr) -> Result<(), FillError> {
+        // A full dial (connect, TLS, HTTP handshake); the connection is then dropped.
+        connect::dial(&self.ctx, addr)
+            .await
+            .map(drop)
+            .map_err(FillError::from)
+    }
+
     fn evict(&self, addrs: &[SocketAddr]) {
         self.pool.retain(|addr| !addrs.contains(addr));
     }
