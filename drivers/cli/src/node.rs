@@ -2,16 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Args;
 use orca_cluster_tokio::{
-    ChunkStream, Cluster, FillListener, FillRequest, Filler, FillerError, ListenerSettings,
-    Options, StaticPeerSource, SyntheticOrigin,
+    Cluster, DirOrigin, FillListener, ListenerSettings, Options, StaticPeerSource, SyntheticOrigin,
 };
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::args::{DiscoveryArgs, TlsArgs, config, duration, protocol};
 use crate::limits::{ListenerArgs, connection_budget, raise_open_file_limit};
@@ -42,64 +38,6 @@ pub(crate) struct NodeArgs {
     http1: bool,
     #[command(flatten)]
     limits: ListenerArgs,
-}
-
-/// Serves `<dir>/<bucket>/<key>` files; the file's length must equal the object size.
-#[derive(Clone, Debug)]
-struct DirOrigin {
-    root: Arc<PathBuf>,
-}
-
-impl DirOrigin {
-    fn path(&self, req: &FillRequest) -> Result<PathBuf, FillerError> {
-        let mut path = (*self.root).clone();
-        for part in [&req.key.bucket, &req.key.object_key] {
-            for seg in part.split('/') {
-                if seg.is_empty() || seg == "." || seg == ".." {
-                    if seg.is_empty() {
-                        continue;
-                    }
-                    return Err(format!("object key segment {seg:?} is not allowed").into());
-                }
-                path.push(seg);
-            }
-        }
-        Ok(path)
-    }
-}
-
-impl Filler for DirOrigin {
-    async fn fill(&self, req: FillRequest) -> Result<ChunkStream, FillerError> {
-        {
-            let path = self.path(&req)?;
-            let mut file = tokio::fs::File::open(&path).await?;
-            let len = file.metadata().await?.len();
-            if len != req.object_size {
-                return Err(format!(
-                    "{}: {len} bytes on disk, request says object_size {}",
-                    path.display(),
-                    req.object_size
-                )
-                .into());
-            }
-            file.seek(std::io::SeekFrom::Start(req.key.offset()?))
-                .await?;
-            let remaining = req.expected_len;
-            let stream =
-                futures_util::stream::unfold((file, remaining), |(mut file, left)| async move {
-                    if left == 0 {
-                        return None;
-                    }
-                    let n = left.min(256 * 1024) as usize;
-                    let mut buf = vec![0u8; n];
-                    match file.read_exact(&mut buf).await {
-                        Ok(_) => Some((Ok(Bytes::from(buf)), (file, left - n as u64))),
-                        Err(e) => Some((Err(e), (file, 0))),
-                    }
-                });
-            Ok(Box::pin(stream) as ChunkStream)
-        }
-    }
 }
 
 /// Runs the command until SIGINT/SIGTERM.
@@ -152,13 +90,7 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
                 a.origin
             ));
         }
-        listener.serve(
-            &cluster,
-            DirOrigin {
-                root: Arc::new(root),
-            },
-            settings,
-        )
+        listener.serve(&cluster, DirOrigin::new(root), settings)
     };
     tracing::info!(
         listen = %handle.local_addr(),

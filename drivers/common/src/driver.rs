@@ -98,8 +98,8 @@ impl std::fmt::Debug for ListenerContext {
 }
 
 /// Names the pipeline's generic types for one driver, in that driver's crate: `Cluster`,
-/// `Options`, `FillClient`, `FillListener`, `ListenerHandle` and `DnsPeerSource`, each the
-/// shared type instantiated with `$driver` (and `$dns`, its hickory provider).
+/// `Options`, `FillClient`, `FillListener`, `ListenerHandle`, `DirOrigin` and `DnsPeerSource`,
+/// each the shared type instantiated with `$driver` (and `$dns`, its hickory provider).
 #[macro_export]
 macro_rules! driver_types {
     ($driver:ty, $dns:ty) => {
@@ -118,5 +118,8 @@ macro_rules! driver_types {
         pub type ListenerHandle = $crate::ListenerHandle<$driver>;
         /// The hickory DNS peer source on this driver's runtime.
         pub type DnsPeerSource = $crate::DnsPeerSource<$dns>;
+        /// A filler serving the files under a directory, read on this driver's blocking pool;
+        /// see [`orca_cluster_driver_common::DirOrigin`].
+        pub type DirOrigin = $crate::DirOrigin<$driver>;
     };
 }

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use futures_core::Stream;
 use orca_cluster_core::ChunkKey;
 
-/// The body of a chunk as the filler produces it.
+/// The body of a chunk as the filler produces it; [`crate::chunk_stream`] makes one from
+/// `Bytes` or from an `AsyncRead`, and [`crate::DirOrigin`] serves files.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
 
 /// An error from the application's filler; the listener answers 502 `fill failed`.
@@ -37,7 +38,7 @@ pub struct FillRequest {
 /// # Implementing it with `async fn`
 ///
 /// ```
-/// use orca_cluster_driver_common::{ChunkStream, FillRequest, Filler, FillerError};
+/// use orca_cluster_driver_common::{ChunkStream, FillRequest, Filler, FillerError, chunk_stream};
 ///
 /// /// Serves every chunk from one buffer (offset by the chunk's position in the object).
 /// struct InMemory {
@@ -49,8 +50,7 @@ pub struct FillRequest {
 ///         let start = usize::try_from(request.key.offset()?)?;
 ///         let len = usize::try_from(request.expected_len)?;
 ///         let range = self.object.get(start..start + len).ok_or("chunk past the object")?;
-///         let frame = self.object.slice_ref(range);
-///         Ok(Box::pin(futures_lite::stream::once(Ok(frame))))
+///         Ok(chunk_stream::from_bytes(self.object.slice_ref(range)))
 ///     }
 /// }
 ///
@@ -163,7 +163,10 @@ mod tests {
             if request.expected_len == 0 {
                 return Err("empty chunk".into());
             }
-            let frame = Bytes::from(vec![u8::try_from(n)?; usize::try_from(request.expected_len)?]);
+            let frame = Bytes::from(vec![
+                u8::try_from(n)?;
+                usize::try_from(request.expected_len)?
+            ]);
             Ok(Box::pin(futures_lite::stream::once(Ok(frame))))
         }
     }
@@ -192,17 +195,33 @@ mod tests {
             ))))
         };
         block_on(async {
-            assert_eq!(collect(counting.fill(request(2)).await.unwrap()).await, [0, 0]);
+            assert_eq!(
+                collect(counting.fill(request(2)).await.unwrap()).await,
+                [0, 0]
+            );
             assert!(counting.fill(request(0)).await.is_err());
             let as_dyn: Arc<dyn DynFiller> = counting.clone();
-            assert_eq!(collect(as_dyn.fill_dyn(request(3)).await.unwrap()).await, [2, 2, 2]);
+            assert_eq!(
+                collect(as_dyn.fill_dyn(request(3)).await.unwrap()).await,
+                [2, 2, 2]
+            );
             assert_eq!(counting.calls.load(Ordering::SeqCst), 3);
 
-            assert_eq!(collect(closure.fill(request(2)).await.unwrap()).await, b"ab");
-            let as_dyn: Arc<dyn DynFiller> = Arc::new(closure);
-            assert_eq!(collect(as_dyn.fill_dyn(request(3)).await.unwrap()).await, b"abc");
             assert_eq!(
-                as_dyn.fill_dyn(request(4)).await.err().map(|e| e.to_string()),
+                collect(closure.fill(request(2)).await.unwrap()).await,
+                b"ab"
+            );
+            let as_dyn: Arc<dyn DynFiller> = Arc::new(closure);
+            assert_eq!(
+                collect(as_dyn.fill_dyn(request(3)).await.unwrap()).await,
+                b"abc"
+            );
+            assert_eq!(
+                as_dyn
+                    .fill_dyn(request(4))
+                    .await
+                    .err()
+                    .map(|e| e.to_string()),
                 Some("too long".to_owned())
             );
         });

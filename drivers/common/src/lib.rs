@@ -24,9 +24,11 @@
 #![forbid(unsafe_code)]
 
 pub mod bytes_filler;
+pub mod chunk_stream;
 pub mod client;
 pub mod cluster;
 pub mod coalesce;
+pub mod dir_origin;
 pub mod driver;
 pub mod error;
 pub mod filler;
@@ -47,6 +49,7 @@ pub use bytes_filler::BytesFiller;
 pub use client::{FillBody, FillBodyReader, FillClient};
 pub use cluster::Cluster;
 pub use coalesce::{CoalescingFiller, SharedFillError, SharedFillStage};
+pub use dir_origin::{DirOrigin, DirOriginError};
 pub use driver::{
     AsyncIo, BoxAsyncIo, ConnectFuture, Driver, ListenerContext, ListenerSetup, Transport,
 };
@@ -59,7 +62,7 @@ pub use listener::{
 };
 pub use options::{ClientSettings, Http2Settings, Options, Protocol};
 pub use read::{ChunkRead, ReadError, ReadOptions, ReadSource};
-pub use runtime::{Clock, Runtime};
+pub use runtime::{Clock, Runtime, UnblockError};
 pub use source::{DnsPeerSource, PeerSource, StaticPeerSource};
 pub use start::{Discovery, MembershipStart};
 pub use state::{ClusterState, Subscription};

@@ -98,6 +98,9 @@ pub use orca_cluster_driver_common::{
     StartError, StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin, Transport,
 };
 pub use orca_cluster_driver_common::{CoalescingFiller, SharedFillError, SharedFillStage};
+pub use orca_cluster_driver_common::{DirOriginError, UnblockError};
+/// Ready-made `ChunkStream`s for fillers: from `Bytes`, from a futures-io `AsyncRead`.
+pub use orca_cluster_driver_common::chunk_stream;
 pub use orca_cluster_driver_common::{ChunkRead, ReadError, ReadOptions, ReadSource};
 
 orca_cluster_driver_common::driver_types!(Smol, dns_runtime::SmolRuntimeProvider);

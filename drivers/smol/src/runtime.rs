@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use orca_cluster_driver_common::client::ClientSetup;
+use orca_cluster_driver_common::runtime::{UnblockError, run_blocking};
 use orca_cluster_driver_common::{Driver, ListenerSetup, Protocol, Runtime};
 
 use crate::client::SmolExchange;
@@ -28,6 +29,16 @@ impl Runtime for Smol {
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
         sleep(duration)
+    }
+
+    /// `smol::unblock` (the `blocking` crate's thread pool); `f`'s panic is caught on the
+    /// blocking thread. The pool never drops a call it accepted, so this never reports
+    /// [`UnblockError::Cancelled`].
+    fn unblock<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> impl Future<Output = Result<T, UnblockError>> + Send + 'static {
+        smol::unblock(move || run_blocking(f))
     }
 }
 
@@ -94,6 +105,21 @@ mod tests {
                 None
             );
             assert_eq!(timeout(Duration::from_secs(5), async { 7 }).await, Some(7));
+        });
+    }
+
+    #[test]
+    fn unblock_runs_off_the_calling_thread_and_reports_panics() {
+        smol::block_on(async {
+            let caller = std::thread::current().id();
+            let ran_on = Smol.unblock(|| std::thread::current().id()).await;
+            assert!(ran_on.is_ok());
+            assert_ne!(ran_on, Ok(caller));
+            assert_eq!(
+                Smol.unblock(|| -> u8 { panic!("bad sector") }).await,
+                Err(UnblockError::Panicked("bad sector".into()))
+            );
+            assert_eq!(Smol.unblock(|| 7).await, Ok(7));
         });
     }
 }

@@ -86,6 +86,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod chunk_stream;
 mod client;
 mod listener;
 mod runtime;
@@ -103,6 +104,7 @@ pub use orca_cluster_driver_common::{
     StartError, StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin, Transport,
 };
 pub use orca_cluster_driver_common::{CoalescingFiller, SharedFillError, SharedFillStage};
+pub use orca_cluster_driver_common::{DirOriginError, UnblockError};
 pub use orca_cluster_driver_common::{ChunkRead, ReadError, ReadOptions, ReadSource};
 
 orca_cluster_driver_common::driver_types!(Tokio, TokioRuntimeProvider);
