@@ -1,77 +1,26 @@
-//! The node's admin endpoints: /healthz, /readyz, /peers, /coordinator?<fill query>.
+//! The node's admin port: `/healthz`, `/readyz`, `/peers`, `/coordinator?<fill query>`, answered
+//! by the library's [`HealthService`] (the same answers an embedding application serves).
 //!
 //! Bounded: one request per connection (no keep-alive), a request head within
-//! [`ADMIN_HEAD_TIMEOUT`], and a connection lives at most [`ADMIN_CONNECTION_LIFETIME`], so a
-//! client that connects and sends nothing (or trickles bytes) cannot hold the port's resources;
-//! probes (kubelet, curl) open a connection per request anyway.
+//! [`HealthLimits::head_timeout`] (5 s), and a connection lives at most
+//! [`HealthLimits::connection_lifetime`] (10 s), so a client that connects and sends nothing
+//! (or trickles bytes) cannot hold the port's resources; probes (kubelet, curl) open a
+//! connection per request anyway.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use orca_cluster_tokio::Cluster;
-use serde_json::json;
+use orca_cluster_tokio::{Health, HealthLimits, HealthService};
 
-use crate::output::{peer_json, snapshot_json};
-
-fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    if let Ok(v) = content_type.parse() {
-        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-    }
-    r
-}
-
-/// Answers one admin request.
-pub(crate) fn route(cluster: &Cluster, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
-    match path {
-        "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" if cluster.has_initial_snapshot() => {
-            reply(StatusCode::OK, "text/plain", "ready\n".into())
-        }
-        "/readyz" => reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "waiting for the initial peer snapshot\n".into(),
-        ),
-        "/peers" => reply(
-            StatusCode::OK,
-            "application/json",
-            snapshot_json(&cluster.peers()).to_string(),
-        ),
-        "/coordinator" => match orca_cluster_core::wire::decode_query(query.unwrap_or("")) {
-            Ok(q) => {
-                let snapshot = cluster.peers();
-                let c = snapshot.coordinator(&q.key);
-                let body =
-                    json!({"coordinator": peer_json(c), "generation": snapshot.generation()});
-                reply(StatusCode::OK, "application/json", body.to_string())
-            }
-            Err(e) => reply(
-                StatusCode::BAD_REQUEST,
-                "text/plain",
-                format!("bad request: {e}\n"),
-            ),
-        },
-        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
-    }
-}
-
-/// How long an admin client may take to send its request head: 5 s.
-pub(crate) const ADMIN_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest an admin connection stays open, whatever it does: 10 s.
-pub(crate) const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
-
-/// Binds `addr` and serves the admin endpoints in the background.
+/// Binds `addr` and serves the admin endpoints of `health` in the background (a `Cluster`
+/// converts into the health of that cluster alone; pass
+/// `Health::new(&cluster).with_listener(&handle)` to also report the fill listener).
 pub(crate) async fn spawn(
     addr: SocketAddr,
-    cluster: Cluster,
+    health: impl Into<Health>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
+    let service = HealthService::new(health.into());
+    let limits = HealthLimits::default();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("--admin-listen {addr}: {e}"))?;
@@ -86,21 +35,53 @@ pub(crate) async fn spawn(
                     continue;
                 }
             };
-            let cluster = cluster.clone();
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let resp = route(&cluster, req.uri().path(), req.uri().query());
-                        async move { Ok::<_, Infallible>(resp) }
-                    });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(ADMIN_HEAD_TIMEOUT)
-                    .keep_alive(false)
-                    .serve_connection(TokioIo::new(stream), service);
-                // Dropping the connection at the deadline closes it.
-                let _ = tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, connection).await;
-            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.head_timeout)
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service.clone());
+            // Dropping the connection at the deadline closes it.
+            tokio::spawn(tokio::time::timeout(limits.connection_lifetime, connection));
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use orca_cluster_tokio::common::health::{coordinator_json, snapshot_json};
+    use orca_cluster_tokio::core::{PeerAddr, Scoring, SelfIdentity};
+    use orca_cluster_tokio::{ChunkKey, Snapshot};
+    use serde_json::{Value, json};
+
+    use crate::output;
+
+    /// The admin port answers with the JSON the `peers` command prints (`output.rs`), byte for
+    /// byte, IPv6 included.
+    #[test]
+    fn admin_json_is_the_commands_json() {
+        let me = SelfIdentity::new(["10.0.0.2".parse().unwrap()], 8444).unwrap();
+        let addrs = ["10.0.0.1:8444", "10.0.0.2:8444", "[fd00::3]:9000"]
+            .map(|a| PeerAddr::from(a.parse::<std::net::SocketAddr>().unwrap()));
+        let snapshot = Snapshot::new(&me, addrs, Scoring::Xxh3, 12);
+        let peers = snapshot_json(&snapshot);
+        assert_eq!(peers, output::snapshot_json(&snapshot).to_string());
+        let key = ChunkKey {
+            origin_id: "o".into(),
+            bucket: "b".into(),
+            object_key: "k".into(),
+            etag: "e".into(),
+            chunk_size: 1 << 20,
+            index: 0,
+        };
+        let expected = json!({
+            "coordinator": output::peer_json(snapshot.coordinator(&key)),
+            "generation": 12,
+        });
+        let coordinator = coordinator_json(&snapshot, &key);
+        assert_eq!(coordinator, expected.to_string());
+        assert_eq!(
+            serde_json::from_str::<Value>(&coordinator).unwrap(),
+            expected
+        );
+    }
 }

@@ -32,6 +32,7 @@ pub mod dir_origin;
 pub mod driver;
 pub mod error;
 pub mod filler;
+pub mod health;
 pub mod limit;
 pub mod listener;
 pub mod options;
@@ -55,6 +56,7 @@ pub use driver::{
 };
 pub use error::{CloseError, FillError, StartError};
 pub use filler::{ChunkStream, FillRequest, Filler, FillerError};
+pub use health::{Health, HealthLimits, HealthReply, Readiness};
 pub use limit::{ConcurrencyLimit, Permit};
 pub use listener::{
     ConnectionWatch, Expiry, FillListener, FillPipeline, FillerBody, FixedReply, ListenerControl,

@@ -75,6 +75,11 @@ impl ListenerControl {
         self.stopping.load(Ordering::Acquire)
     }
 
+    /// Whether the listener is serving: neither stopped nor forced (`!is_stopping()`).
+    pub fn is_serving(&self) -> bool {
+        !self.is_stopping()
+    }
+
     /// Drops every remaining connection (and stops accepting).
     pub fn force(&self) {
         self.stopping.store(true, Ordering::Release);
@@ -162,6 +167,19 @@ impl<R: Runtime> ListenerHandle<R> {
     /// Connections open now.
     pub fn open_connections(&self) -> usize {
         self.control.open_connections()
+    }
+
+    /// Whether the listener is serving (accepting connections): `false` once it is stopped.
+    /// [`ListenerHandle::shutdown`] and dropping the handle stop it, so a handle still held
+    /// is serving unless something else stopped its control; [`Health`](crate::health::Health) keeps
+    /// watching the listener after its handle is gone.
+    pub fn is_serving(&self) -> bool {
+        self.control.is_serving()
+    }
+
+    /// The control shared with the accept loop (readiness checks watch it).
+    pub(crate) fn control(&self) -> &Arc<ListenerControl> {
+        &self.control
     }
 
     /// Stops accepting at once (the port is released), lets in-flight responses finish for up
