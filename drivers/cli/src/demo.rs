@@ -1,6 +1,11 @@
 //! `orca-cluster demo`: three replicas in one process, an embedded DNS server and a synthetic
 //! origin, all on loopback. Needs nothing outside this binary and ends by itself.
 //!
+//! It shows the read path a cache embeds (`Cluster::read` with one `CoalescingFiller` per
+//! replica, also served to the peers): each chunk read from the origin once cluster-wide, ten
+//! concurrent readers of one chunk sharing one origin read, a replica killed without leaving DNS
+//! (reads keep succeeding, fast), and a scale-down (only the departed replica's chunks move).
+//!
 //! DNS A records carry no ports, so, as in production, every replica listens on the same port;
 //! the three replicas get the loopback addresses 127.0.0.1, 127.0.0.2 and 127.0.0.3 (all of
 //! 127.0.0.0/8 is local on Linux).
@@ -14,13 +19,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
-use futures_util::StreamExt;
 use orca_cluster_testdns::TestDnsServer;
 use orca_cluster_tokio::{
-    ChunkKey, ChunkStream, Cluster, ClusterConfig, FillListener, FillRequest, Filler, FillerError,
-    ListenerHandle, ListenerSettings, Options, Peer, SyntheticOrigin,
+    ChunkKey, ChunkStream, Cluster, ClusterConfig, CoalescingFiller, FillListener, FillRequest,
+    Filler, FillerError, ListenerHandle, ListenerSettings, Options, Peer, ReadSource,
+    SyntheticOrigin,
 };
-use tokio::sync::OnceCell;
 
 use crate::args::duration;
 use crate::output::mb_per_s;
@@ -42,32 +46,45 @@ pub(crate) struct DemoArgs {
 const SERVICE: &str = "orca-peers.demo.svc.cluster.local";
 const REPLICAS: usize = 3;
 
-/// A replica's origin with a read-through cache: each chunk is fetched from the (synthetic)
-/// origin at most once per replica, even under concurrent requests.
+/// A replica's read-through cache in front of the (synthetic) origin: a miss costs an origin
+/// fetch (with some latency), then the chunk is served from memory. Concurrent misses of one
+/// chunk are coalesced by the `CoalescingFiller` around it, not here.
 #[derive(Clone, Default)]
 struct CachingOrigin {
-    cache: Arc<Mutex<HashMap<ChunkKey, Arc<OnceCell<Bytes>>>>>,
+    cache: Arc<Mutex<HashMap<ChunkKey, Bytes>>>,
     origin_fetches: Arc<AtomicU64>,
 }
 
+/// What an origin fetch costs in the demo.
+const ORIGIN_LATENCY: Duration = Duration::from_millis(50);
+
 impl CachingOrigin {
-    async fn get(&self, key: &ChunkKey, object_size: u64) -> Bytes {
-        let cell = {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.entry(key.clone()).or_default().clone()
-        };
-        cell.get_or_init(|| async {
-            self.origin_fetches.fetch_add(1, Ordering::Relaxed);
-            Bytes::from(SyntheticOrigin::chunk_bytes(key, object_size))
-        })
-        .await
-        .clone()
+    fn fetches(&self) -> u64 {
+        self.origin_fetches.load(Ordering::Relaxed)
     }
 }
 
 impl Filler for CachingOrigin {
     async fn fill(&self, req: FillRequest) -> Result<ChunkStream, FillerError> {
-        let bytes = self.get(&req.key, req.object_size).await;
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&req.key)
+            .cloned();
+        let bytes = match cached {
+            Some(bytes) => bytes,
+            None => {
+                self.origin_fetches.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(ORIGIN_LATENCY).await;
+                let bytes = Bytes::from(SyntheticOrigin::chunk_bytes(&req.key, req.object_size));
+                self.cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(req.key.clone(), bytes.clone());
+                bytes
+            }
+        };
         let frames: Vec<std::io::Result<Bytes>> = (0..bytes.len())
             .step_by(256 * 1024)
             .map(|at| Ok(bytes.slice(at..(at + 256 * 1024).min(bytes.len()))))
@@ -80,15 +97,24 @@ struct Replica {
     name: String,
     ip: IpAddr,
     cluster: Cluster,
-    listener: ListenerHandle,
+    /// `None` once the replica was killed.
+    listener: Mutex<Option<ListenerHandle>>,
+    /// The cache, for its counters.
     origin: CachingOrigin,
+    /// What the replica serves to its peers and reads with.
+    filler: CoalescingFiller<CachingOrigin>,
 }
 
 /// How one replica got one chunk.
 #[derive(Clone)]
 enum Source {
     Local,
-    Peer { from: usize, mb_s: f64 },
+    Peer {
+        from: usize,
+        mb_s: f64,
+    },
+    /// Locally, because the coordinator could not serve it.
+    Fallback,
 }
 
 fn name_of(replicas: &[Replica], peer: &Peer) -> String {
@@ -140,25 +166,32 @@ async fn read_object(
     let mut out = Vec::new();
     for i in indices {
         let key = key_of(i);
-        let coordinator = me.cluster.coordinator(&key);
-        let got = if coordinator.is_self {
-            let bytes = me.origin.get(&key, object_size).await;
-            (bytes.len() as u64, Source::Local, bytes.to_vec())
-        } else {
-            let started = Instant::now();
-            let mut body = me
-                .cluster
-                .fill_from_peer(&coordinator, &key, object_size)
-                .await
-                .map_err(|e| format!("{} chunk {i}: {e}", me.name))?;
-            let mut data = Vec::with_capacity(body.expected_len() as usize);
-            while let Some(frame) = body.next().await {
-                data.extend_from_slice(&frame.map_err(|e| format!("{} chunk {i}: {e}", me.name))?);
-            }
-            let from = index_of(&replicas, &coordinator).unwrap_or(usize::MAX);
-            let mb_s = mb_per_s(data.len() as u64, started.elapsed());
-            (data.len() as u64, Source::Peer { from, mb_s }, data)
+        let started = Instant::now();
+        let read = me
+            .cluster
+            .read(&key, object_size, &me.filler)
+            .await
+            .map_err(|e| format!("{} chunk {i}: {e}", me.name))?;
+        let source = match read.source() {
+            ReadSource::Local => Source::Local,
+            ReadSource::Coordinator(c) => Source::Peer {
+                from: index_of(&replicas, c).unwrap_or(usize::MAX),
+                mb_s: 0.0,
+            },
+            ReadSource::Fallback { .. } => Source::Fallback,
         };
+        let data = read
+            .collect_bytes()
+            .await
+            .map_err(|e| format!("{} chunk {i}: {e}", me.name))?;
+        let source = match source {
+            Source::Peer { from, .. } => Source::Peer {
+                from,
+                mb_s: mb_per_s(data.len() as u64, started.elapsed()),
+            },
+            other => other,
+        };
+        let got = (data.len() as u64, source, data);
         if got.2 != SyntheticOrigin::chunk_bytes(&key, object_size) {
             return Err(format!(
                 "{} chunk {i}: bytes differ from the origin",
@@ -230,7 +263,7 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
     let dns = TestDnsServer::start().map_err(|e| format!("embedded DNS server: {e}"))?;
     dns.set_records(SERVICE, &ips);
     println!(
-        "[1/5] embedded DNS server on {} answers {SERVICE} with {}",
+        "[1/7] embedded DNS server on {} answers {SERVICE} with {}",
         dns.addr(),
         ips.iter()
             .map(|i| i.to_string())
@@ -255,17 +288,19 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("replica-{}: {e}", i + 1))?;
         let origin = CachingOrigin::default();
-        let listener = listener.serve(&cluster, origin.clone(), ListenerSettings::default());
+        let filler = CoalescingFiller::new(origin.clone());
+        let listener = listener.serve(&cluster, filler.clone(), ListenerSettings::default());
         replicas.push(Replica {
             name: format!("replica-{}", i + 1),
             ip: *ip,
             cluster,
-            listener,
+            listener: Mutex::new(Some(listener)),
             origin,
+            filler,
         });
     }
     println!(
-        "[2/5] replicas listening on port {port} (plain HTTP/1.1; production uses mutual TLS): {}",
+        "[2/7] replicas listening on port {port} (plain HTTP/1.1; production uses mutual TLS): {}",
         replicas
             .iter()
             .map(|r| format!("{} {}", r.name, r.ip))
@@ -307,7 +342,7 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
         index: i,
     });
     println!(
-        "\n[3/5] every replica reads models/llama/weights/shard-00001.safetensors ({:.1} MiB = {} chunks of {} MiB)",
+        "\n[3/7] every replica reads models/llama/weights/shard-00001.safetensors ({:.1} MiB = {} chunks of {} MiB)",
         object_size as f64 / 1048576.0,
         a.chunks,
         a.chunk_mib
@@ -364,6 +399,7 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
                     Some(Source::Peer { from, mb_s }) => {
                         format!("from replica-{} {:>5.0} MB/s ", from.wrapping_add(1), mb_s)
                     }
+                    Some(Source::Fallback) => "origin (fallback)".to_string(),
                     None => "-".into(),
                 };
                 format!("{cell:<26}")
@@ -376,10 +412,7 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
             len
         );
     }
-    let fetches: u64 = replicas
-        .iter()
-        .map(|r| r.origin.origin_fetches.load(Ordering::Relaxed))
-        .sum();
+    let fetches: u64 = replicas.iter().map(|r| r.origin.fetches()).sum();
     let total_read = object_size * REPLICAS as u64;
     println!(
         "\n      {} chunk reads, {} origin fetches (each chunk fetched once cluster-wide); {:.0} MiB read in {:.2} s ({:.0} MB/s)",
@@ -407,10 +440,96 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
         ));
     }
 
-    // 4. Remove replica-3 from DNS.
+    // 4. Coalescing: ten concurrent readers of one uncached chunk, through each replica.
+    println!(
+        "\n[4/7] ten concurrent readers of one uncached chunk, through each replica (the origin takes {} ms)",
+        ORIGIN_LATENCY.as_millis()
+    );
+    for (r, reader) in replicas.iter().enumerate() {
+        let key = ChunkKey {
+            object_key: format!("llama/weights/shard-{:05}.safetensors", 100 + r),
+            ..key_of(0)
+        };
+        let coordinator = reader.cluster.coordinator(&key);
+        let before: u64 = replicas.iter().map(|r| r.origin.fetches()).sum();
+        let reads = (0..10).map(|_| async {
+            let read = reader
+                .cluster
+                .read(&key, object_size, &reader.filler)
+                .await
+                .map_err(|e| e.to_string())?;
+            read.collect_bytes().await.map_err(|e| e.to_string())
+        });
+        for bytes in futures_util::future::join_all(reads).await {
+            if bytes? != SyntheticOrigin::chunk_bytes(&key, object_size) {
+                return Err(format!("{}: coalesced read: bytes differ", reader.name));
+            }
+        }
+        let fetched = replicas.iter().map(|r| r.origin.fetches()).sum::<u64>() - before;
+        println!(
+            "      10 readers through {} of a chunk coordinated by {}: {fetched} origin fetch",
+            reader.name,
+            name_of(&replicas, &coordinator)
+        );
+        if fetched != 1 {
+            return Err(format!(
+                "expected 1 origin fetch for 10 concurrent readers, saw {fetched}"
+            ));
+        }
+    }
+
+    // 5. Kill replica-3 without removing it from DNS (a terminating pod stays in the answer).
     let gone = REPLICAS - 1;
     println!(
-        "\n[4/5] removing {} ({}) from DNS (scale-down); the others notice at their next refresh (every {:?})",
+        "\n[5/7] killing {} ({}) without removing it from DNS; the others keep reading every chunk",
+        replicas[gone].name, replicas[gone].ip
+    );
+    let killed = replicas[gone]
+        .listener
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(listener) = killed {
+        listener.shutdown(Duration::from_millis(200)).await;
+    }
+    for r in 0..gone {
+        let reader = &replicas[r];
+        let mut slowest = Duration::ZERO;
+        let mut around = 0;
+        for i in 0..a.chunks {
+            let key = key_of(i);
+            let t = Instant::now();
+            let read = reader
+                .cluster
+                .read(&key, object_size, &reader.filler)
+                .await
+                .map_err(|e| format!("{} chunk {i}: {e}", reader.name))?;
+            if let ReadSource::Fallback { error, .. } = read.source() {
+                if around == 0 {
+                    println!(
+                        "      {}: {} is gone: {error}",
+                        reader.name, replicas[gone].name
+                    );
+                }
+                around += 1;
+            }
+            let bytes = read.collect_bytes().await.map_err(|e| e.to_string())?;
+            if bytes != SyntheticOrigin::chunk_bytes(&key, object_size) {
+                return Err(format!("{} chunk {i}: bytes differ", reader.name));
+            }
+            slowest = slowest.max(t.elapsed());
+        }
+        println!(
+            "      {}: {} chunks verified, {around} read locally around the dead coordinator, slowest read {} ms",
+            reader.name,
+            a.chunks,
+            slowest.as_millis()
+        );
+    }
+
+    // 6. Remove replica-3 from DNS.
+    println!(
+        "\n[6/7] removing {} ({}) from DNS (scale-down); the others notice at their next refresh (every {:?})",
         replicas[gone].name, replicas[gone].ip, a.refresh
     );
     let removed_at = Instant::now();
@@ -476,15 +595,12 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
         );
     }
 
-    // 5. Re-read the moved chunks through the remaining replicas.
+    // 7. Re-read the moved chunks through the remaining replicas.
     let indices: Vec<u64> = moved.iter().map(|(i, _)| *i).collect();
     println!(
-        "\n[5/5] replica-1 and replica-2 read the moved chunks again from their new coordinators"
+        "\n[7/7] replica-1 and replica-2 read the moved chunks again from their new coordinators"
     );
-    let fetches_before: u64 = replicas
-        .iter()
-        .map(|r| r.origin.origin_fetches.load(Ordering::Relaxed))
-        .sum();
+    let fetches_before: u64 = replicas.iter().map(|r| r.origin.fetches()).sum();
     let progress = Arc::new(Progress {
         done: (0..gone).map(|_| AtomicU64::new(0)).collect(),
         total: indices.len() as u64,
@@ -517,13 +633,10 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
             how.len() - peers
         );
     }
-    let new_fetches: u64 = replicas
-        .iter()
-        .map(|r| r.origin.origin_fetches.load(Ordering::Relaxed))
-        .sum::<u64>()
-        - fetches_before;
+    let new_fetches: u64 =
+        replicas.iter().map(|r| r.origin.fetches()).sum::<u64>() - fetches_before;
     println!(
-        "      the new coordinators fetched the {new_fetches} moved chunk(s) from the origin, once each"
+        "      {new_fetches} new origin fetch(es): the new coordinators had read the moved chunks around the dead replica"
     );
 
     for r in replicas.iter() {
@@ -534,7 +647,10 @@ pub(crate) async fn run(a: DemoArgs) -> Result<(), String> {
     }
     let replicas = Arc::try_unwrap(replicas).map_err(|_| "replicas still in use".to_string())?;
     for r in replicas {
-        r.listener.shutdown(Duration::from_secs(2)).await;
+        let listener = r.listener.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(listener) = listener {
+            listener.shutdown(Duration::from_secs(2)).await;
+        }
     }
     println!("\ndone in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 use orca_cluster_tokio::{
-    Cluster, DirOrigin, FillListener, ListenerSettings, Options, StaticPeerSource, SyntheticOrigin,
+    Cluster, CoalescingFiller, DirOrigin, FillListener, ListenerSettings, Options,
+    StaticPeerSource, SyntheticOrigin,
 };
 
 use crate::args::{DiscoveryArgs, TlsArgs, config, duration, protocol};
@@ -38,6 +39,10 @@ pub(crate) struct NodeArgs {
     http1: bool,
     #[command(flatten)]
     limits: ListenerArgs,
+    /// Call the origin once per fill, even for concurrent fills of one chunk (by default they
+    /// share one origin read).
+    #[arg(long)]
+    no_coalesce: bool,
 }
 
 /// Runs the command until SIGINT/SIGTERM.
@@ -80,8 +85,13 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
     let open_files = raise_open_file_limit();
     let settings: ListenerSettings = a.limits.settings(open_files.map(connection_budget));
     let max_connections = settings.max_connections;
+    // Concurrent fills of one chunk read the origin once (on by default).
     let handle = if a.origin == "synthetic" {
-        listener.serve(&cluster, SyntheticOrigin, settings)
+        if a.no_coalesce {
+            listener.serve(&cluster, SyntheticOrigin, settings)
+        } else {
+            listener.serve(&cluster, CoalescingFiller::new(SyntheticOrigin), settings)
+        }
     } else {
         let root = PathBuf::from(&a.origin);
         if !root.is_dir() {
@@ -90,7 +100,15 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
                 a.origin
             ));
         }
-        listener.serve(&cluster, DirOrigin::new(root), settings)
+        if a.no_coalesce {
+            listener.serve(&cluster, DirOrigin::new(root), settings)
+        } else {
+            listener.serve(
+                &cluster,
+                CoalescingFiller::new(DirOrigin::new(root)),
+                settings,
+            )
+        }
     };
     tracing::info!(
         listen = %handle.local_addr(),
@@ -106,7 +124,13 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
             .admin_listen
             .parse()
             .map_err(|_| format!("--admin-listen {}: not IP:PORT or off", a.admin_listen))?;
-        Some(crate::admin::spawn(addr, cluster.clone()).await?)
+        Some(
+            crate::admin::spawn(
+                addr,
+                orca_cluster_tokio::Health::new(&cluster).with_listener(&handle),
+            )
+            .await?,
+        )
     };
     wait_for_signal().await;
     tracing::info!("shutting down");

@@ -80,9 +80,14 @@ fn demo_runs_to_completion() {
     let out = stdout(&o);
     assert!(o.status.success(), "demo failed: {out}\n{}", stderr(&o));
     for needle in [
-        "[1/5] embedded DNS server",
+        "[1/7] embedded DNS server",
         "peer set, generation 1",
         "12 chunk reads, 4 origin fetches",
+        "10 readers through replica-2 of a chunk coordinated by",
+        ": 1 origin fetch",
+        "replica-3 is gone: connect",
+        "4 chunks verified",
+        "read locally around the dead coordinator",
         "saw generation 2",
         "every one of them from replica-3",
         "done in",

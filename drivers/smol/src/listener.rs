@@ -34,6 +34,7 @@ pub(crate) async fn accept_loop(setup: ListenerSetup) {
         Ok(listener) => listener,
         Err(e) => {
             tracing::error!(event = "listener_failed", error = %e, "fill listener: cannot register the socket");
+            setup.context.control.stop();
             return;
         }
     };

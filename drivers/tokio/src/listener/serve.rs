@@ -77,6 +77,7 @@ pub(crate) async fn accept_loop(setup: ListenerSetup) {
         Ok(listener) => listener,
         Err(e) => {
             tracing::error!(event = "listener_failed", error = %e, "fill listener: cannot register the socket");
+            control.stop();
             return;
         }
     };
