@@ -81,11 +81,7 @@ impl FillBody {
     }
 
     /// The body failing with [`FillError::Deadline`]`(deadline)` once `expires` completes.
-    pub(crate) fn with_deadline(
-        mut self,
-        expires: Expiry,
-        deadline: Duration,
-    ) -> FillBody {
+    pub(crate) fn with_deadline(mut self, expires: Expiry, deadline: Duration) -> FillBody {
         if !self.done {
             self.deadline = Some((expires, deadline));
         }
