@@ -83,6 +83,7 @@ impl<D: Driver> Cluster<D> {
     /// [`Cluster::has_initial_snapshot`] is true (bootstrap failure).
     pub async fn start(config: ClusterConfig, options: Options<D>) -> Result<Self, StartError> {
         options.validate()?;
+        crate::metrics::describe();
         let runtime = D::current();
         let mut config = config;
         let start = MembershipStart::new(&mut config, &options.discovery, runtime.dns())?;

@@ -16,7 +16,8 @@
 //!   shutdown and `Drop` on both drivers), [`ListenerSettings`];
 //! - [`source`] — peer sources: [`DnsPeerSource`] (hickory, generic over its runtime provider)
 //!   and [`StaticPeerSource`]; [`tls`] — mutual TLS from PEM files, re-read when they change;
-//! - [`SyntheticOrigin`] / [`BytesFiller`] — deterministic chunk bytes for demos and tests.
+//! - [`SyntheticOrigin`] / [`BytesFiller`] — deterministic chunk bytes for demos and tests;
+//! - [`metrics`] — every metric name, recorded through the `metrics` facade.
 //!
 //! Applications use this crate through a driver, which names the generic types for its
 //! runtime (`orca_cluster_tokio::Cluster` is `Cluster<Tokio>`).
@@ -35,6 +36,7 @@ pub mod filler;
 pub mod health;
 pub mod limit;
 pub mod listener;
+pub mod metrics;
 pub mod options;
 pub mod read;
 pub mod runtime;

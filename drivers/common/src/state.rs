@@ -52,6 +52,7 @@ impl ClusterState {
     /// State holding the bootstrap snapshot; the listener refuses chunks larger than
     /// `max_chunk_size` bytes ([`orca_cluster_core::ClusterConfig::max_chunk_size`]).
     pub fn with_max_chunk_size(bootstrap: Snapshot, max_chunk_size: u64) -> Arc<ClusterState> {
+        crate::metrics::snapshot_bootstrap(bootstrap.len(), bootstrap.generation());
         Arc::new(ClusterState {
             snapshot: ArcSwap::from_pointee(bootstrap),
             initial: AtomicBool::new(false),
@@ -115,8 +116,9 @@ impl ClusterState {
         }
     }
 
-    /// Applies one output of the state machine: publishes snapshots, counts, and logs
-    /// `peer_set_initial`, `peer_set_changed` and `discovery_failed` events with `tracing`.
+    /// Applies one output of the state machine: publishes snapshots, counts (in [`Stats`] and
+    /// the [`crate::metrics`]), and logs `peer_set_initial`, `peer_set_changed` and
+    /// `discovery_failed` events with `tracing`.
     pub fn apply(&self, event: MembershipEvent) {
         match event {
             MembershipEvent::SnapshotChanged {
@@ -127,6 +129,7 @@ impl ClusterState {
                 reason,
             } => {
                 let peers: Vec<String> = snapshot.peers().iter().map(|p| p.to_string()).collect();
+                let (peer_count, generation) = (snapshot.len(), snapshot.generation());
                 if initial {
                     tracing::info!(
                         event = "peer_set_initial",
@@ -156,6 +159,7 @@ impl ClusterState {
                 }
                 self.initial.store(true, Ordering::Release);
                 Stats::incr(&self.stats.snapshot_changes);
+                crate::metrics::snapshot_changed(peer_count, generation, reason.name());
                 self.changed.notify(usize::MAX);
             }
             MembershipEvent::LookupFailed {
@@ -164,6 +168,7 @@ impl ClusterState {
                 kept_stale,
             } => {
                 Stats::incr(&self.stats.lookup_failures);
+                crate::metrics::lookup_failed(failure.name());
                 tracing::warn!(
                     event = "discovery_failed",
                     failure = failure.name(),
@@ -183,6 +188,7 @@ impl ClusterState {
 
     pub(crate) fn count_lookup(&self) {
         Stats::incr(&self.stats.lookups);
+        crate::metrics::lookup_answered();
     }
 
     /// Asks the membership task to stop (idempotent).

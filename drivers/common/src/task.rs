@@ -48,6 +48,7 @@ pub async fn run_membership<R: Runtime>(
         while let Some(event) = machine.poll_event() {
             state.apply(event);
         }
+        crate::metrics::lookup_failure_streak(machine.failure_streak());
         let Some(wake_at) = machine.poll_timeout() else {
             break;
         };

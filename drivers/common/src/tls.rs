@@ -241,9 +241,11 @@ impl TlsReloader {
                 );
                 state.loaded = Arc::new(fresh);
                 state.failed = None;
+                crate::metrics::tls_reload(true);
             }
             Err(e) => {
                 state.failed = Some((now_stamp, now));
+                crate::metrics::tls_reload(false);
                 let due = state
                     .last_warning
                     .is_none_or(|at| now.saturating_duration_since(at) >= RELOAD_WARN_INTERVAL);

@@ -164,7 +164,7 @@ async fn next_request(
                 Ok(Parsed::Partial) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "fill listener: bad request head");
-                    return Err(FixedReply::bad_head(&e));
+                    return Err(context.pipeline.refuse_head(&e));
                 }
             }
             let mut chunk = [0u8; READ_CHUNK];

@@ -15,6 +15,7 @@ use orca_cluster_core::fill::{BodyCheck, FillCheckError};
 use super::exchange::{Finish, RawBody};
 use super::stats::StatsRef;
 use crate::error::FillError;
+use crate::metrics::FillTrack;
 use crate::stats::Stats;
 
 /// Largest buffer [`FillBody::collect_bytes`] reserves up front: 256 MiB (bigger chunks grow).
@@ -36,11 +37,14 @@ const MAX_PREALLOC: u64 = 256 << 20;
 /// always detected (`TooLong`). Both drivers' listeners always declare the length.
 ///
 /// There is no total timeout: bound reads with the caller's deadline. Dropping the body cancels
-/// the transfer (HTTP/2: the stream is reset; HTTP/1.1: the connection is closed, not reused).
+/// the transfer (HTTP/2: the stream is reset; HTTP/1.1: the connection is closed, not reused);
+/// the fill's metrics ([`crate::metrics`]) then record the `cancelled` outcome.
 pub struct FillBody {
     raw: Box<dyn RawBody>,
     check: BodyCheck,
     stats: StatsRef,
+    /// The fill's metrics, from its start (set by the client once the head is accepted).
+    track: Option<FillTrack>,
     /// The response declared its length (`Content-Length`), so the body completes with its
     /// last expected byte.
     length_declared: bool,
@@ -74,10 +78,17 @@ impl FillBody {
             raw,
             check: BodyCheck::new(expected_len),
             stats,
+            track: None,
             length_declared,
             done: false,
             deadline: None,
         }
+    }
+
+    /// The body carrying the metrics of its fill to the fill's outcome.
+    pub(crate) fn tracked(mut self, track: FillTrack) -> FillBody {
+        self.track = Some(track);
+        self
     }
 
     /// The body failing with [`FillError::Deadline`]`(deadline)` once `expires` completes.
@@ -144,6 +155,9 @@ impl FillBody {
     fn fail(&mut self, e: FillError) -> Poll<Option<Result<Bytes, FillError>>> {
         self.done = true;
         Stats::incr(&self.stats.get().fills_failed);
+        if let Some(track) = &mut self.track {
+            track.failed(e.kind());
+        }
         tracing::debug!(error = %e, kind = e.kind(), "fill body failed");
         Poll::Ready(Some(Err(e)))
     }
@@ -151,6 +165,9 @@ impl FillBody {
     fn succeed(&mut self) {
         self.done = true;
         Stats::incr(&self.stats.get().fills_ok);
+        if let Some(track) = &mut self.track {
+            track.ok();
+        }
     }
 
     /// The next verified bytes; see the type's docs.
@@ -185,6 +202,9 @@ impl FillBody {
                 return self.fail(FillError::Check(e));
             }
             Stats::add(&self.stats.get().bytes_received, data.len() as u64);
+            if let Some(track) = &self.track {
+                track.bytes(data.len());
+            }
             if self.length_declared && self.check.received() == self.check.expected() {
                 // `Content-Length` framing ends exactly here: complete in this poll.
                 if self.raw.finish(cx) == Finish::Extra {

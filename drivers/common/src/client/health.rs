@@ -12,7 +12,8 @@
 //! - a fill that reaches the peer (any response head) marks it up; so does its leaving the
 //!   snapshot ([`PeerHealth::forget`]).
 //!
-//! So a dead or blackholed peer costs at most one connect attempt per window.
+//! So a dead or blackholed peer costs at most one connect attempt per window. The peers down
+//! are counted in the `orca_cluster_peers_unavailable` gauge ([`crate::metrics`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -108,6 +109,7 @@ impl PeerHealth {
                         probing: false,
                     },
                 );
+                crate::metrics::peers_unavailable(1);
             }
         }
     }
@@ -115,8 +117,8 @@ impl PeerHealth {
     /// `addr` answered (a response head arrived, or a probe connected): it is up.
     pub(crate) fn reached(&self, addr: SocketAddr) {
         let mut down = self.down();
-        if !down.is_empty() {
-            down.remove(&addr);
+        if !down.is_empty() && down.remove(&addr).is_some() {
+            crate::metrics::peers_unavailable(-1);
         }
     }
 
@@ -124,13 +126,24 @@ impl PeerHealth {
     pub(crate) fn forget(&self, addrs: &[SocketAddr]) {
         let mut down = self.down();
         for addr in addrs {
-            down.remove(addr);
+            if down.remove(addr).is_some() {
+                crate::metrics::peers_unavailable(-1);
+            }
         }
     }
 
     /// Peers down now (in a window or being probed).
     pub(crate) fn unavailable(&self) -> Vec<SocketAddr> {
         self.down().keys().copied().collect()
+    }
+}
+
+impl Drop for PeerHealth {
+    fn drop(&mut self) {
+        let down = self.down().len();
+        if down > 0 {
+            crate::metrics::peers_unavailable(-(down as i64));
+        }
     }
 }
 

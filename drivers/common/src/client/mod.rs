@@ -31,6 +31,7 @@ use health::{Gate, PeerHealth};
 
 use crate::driver::Driver;
 use crate::error::{FillError, StartError};
+use crate::metrics::{FillTrack, Role};
 use crate::options::Options;
 use crate::state::ClusterState;
 use crate::stats::{Stats, StatsSnapshot};
@@ -83,6 +84,7 @@ impl<D: Driver> FillClient<D> {
     /// ignored). Needs no self IP and opens no connection until the first fill.
     pub fn new(config: &ClusterConfig, options: &Options<D>) -> Result<FillClient<D>, StartError> {
         options.validate()?;
+        crate::metrics::describe();
         let tls = crate::tls::load_for::<D>(&config.internal_tls, options)?;
         Ok(FillClient::build(
             &D::current(),
@@ -165,7 +167,7 @@ impl<D: Driver> FillClient<D> {
         key: &ChunkKey,
         object_size: u64,
     ) -> Result<FillBody, FillError> {
-        self.fill_inner(peer, key, object_size).await
+        self.fill_inner(peer, key, object_size, None).await
     }
 
     /// [`FillClient::fill`] within `deadline`: the response head must arrive, and the body be
@@ -178,27 +180,19 @@ impl<D: Driver> FillClient<D> {
         object_size: u64,
         deadline: Duration,
     ) -> Result<FillBody, FillError> {
-        let mut expires: body::Expiry = Box::pin(self.inner.runtime.sleep(deadline));
-        let fill = self.fill_inner(peer, key, object_size);
-        let mut fill = std::pin::pin!(fill);
-        let body = poll_fn(|cx| {
-            if let std::task::Poll::Ready(r) = fill.as_mut().poll(cx) {
-                return std::task::Poll::Ready(r);
-            }
-            expires
-                .as_mut()
-                .poll(cx)
-                .map(|()| Err(FillError::Deadline(deadline)))
-        })
-        .await?;
-        Ok(body.with_deadline(expires, deadline))
+        let expires: body::Expiry = Box::pin(self.inner.runtime.sleep(deadline));
+        self.fill_inner(peer, key, object_size, Some((expires, deadline)))
+            .await
     }
 
+    /// Starts a fill (its checks, then the counters) and runs it: the exchange, within the
+    /// deadline if any, then the body, which carries the fill's [`FillTrack`] to its end.
     async fn fill_inner(
         &self,
         peer: &Peer,
         key: &ChunkKey,
         object_size: u64,
+        mut deadline: Option<(body::Expiry, Duration)>,
     ) -> Result<FillBody, FillError> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {
@@ -211,10 +205,53 @@ impl<D: Driver> FillClient<D> {
             .map_err(DescriptorError::Chunk)?;
         let stats = inner.stats.get();
         Stats::incr(&stats.fills_started);
+        // From here on the fill ends in exactly one outcome: dropping this future drops the
+        // track (cancelled), and the body takes it over.
+        let mut track = FillTrack::start(Role::Client);
+        let attempt = self.attempt(&descriptor);
+        let result = match deadline.as_mut() {
+            None => attempt.await,
+            Some((expires, limit)) => {
+                let mut attempt = std::pin::pin!(attempt);
+                poll_fn(|cx| {
+                    if let std::task::Poll::Ready(r) = attempt.as_mut().poll(cx) {
+                        return std::task::Poll::Ready(r);
+                    }
+                    expires
+                        .as_mut()
+                        .poll(cx)
+                        .map(|()| Err(FillError::Deadline(*limit)))
+                })
+                .await
+            }
+        };
+        match result {
+            Ok(body) => {
+                let body = body.tracked(track);
+                Ok(match deadline {
+                    Some((expires, limit)) => body.with_deadline(expires, limit),
+                    None => body,
+                })
+            }
+            Err(e) => {
+                Stats::incr(&stats.fills_failed);
+                if e.is_not_coordinator() {
+                    Stats::incr(&stats.fills_not_coordinator);
+                }
+                track.failed(e.kind());
+                tracing::debug!(peer = %descriptor.authority, error = %e, kind = e.kind(), "fill failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// The exchange of a started fill, through peer health's gate.
+    async fn attempt(&self, descriptor: &FillDescriptor) -> Result<FillBody, FillError> {
+        let inner = &self.inner;
         let addr = SocketAddr::new(descriptor.ip, descriptor.port);
-        let result = match inner.health.gate(addr) {
+        match inner.health.gate(addr) {
             Gate::Go => {
-                let result = self.exchange(&descriptor).await;
+                let result = self.exchange(descriptor).await;
                 match &result {
                     Err(e) if e.is_unreachable() => inner.health.failed(addr, e.kind()),
                     Err(FillError::Http(_)) => {}
@@ -227,15 +264,7 @@ impl<D: Driver> FillClient<D> {
                 self.probe(addr);
                 Err(e)
             }
-        };
-        if let Err(e) = &result {
-            Stats::incr(&stats.fills_failed);
-            if e.is_not_coordinator() {
-                Stats::incr(&stats.fills_not_coordinator);
-            }
-            tracing::debug!(peer = %descriptor.authority, error = %e, kind = e.kind(), "fill failed");
         }
-        result
     }
 
     async fn exchange(&self, d: &FillDescriptor) -> Result<FillBody, FillError> {

@@ -13,6 +13,7 @@ use orca_cluster_core::fill::BodyCheck;
 use super::watch::FillSlot;
 use crate::filler::ChunkStream;
 use crate::limit::Permit;
+use crate::metrics::{FillTrack, ListenerFailure};
 use crate::state::ClusterState;
 use crate::stats::Stats;
 
@@ -29,7 +30,9 @@ const MAX_EMPTY_FRAMES: usize = 64;
 /// - a stream that ends short, runs long or fails yields an `io::Error`: the driver aborts the
 ///   response (HTTP/2: stream reset; HTTP/1.1: connection closed), never completes it;
 /// - `served_ok` is counted when the last frame is handed to the driver, `served_failed` when
-///   the body fails or is dropped before that, `bytes_served` as frames are handed out;
+///   the body fails or is dropped before that, `bytes_served` as frames are handed out; the
+///   fill's metrics ([`crate::metrics`]) end at the same points: `ok`, `failed` (kind
+///   `aborted_short`, `aborted_long` or `aborted_error`) or, dropped first, `cancelled`;
 /// - the concurrency permit (and the connection's fill slot) is held until the body ends or is
 ///   dropped;
 /// - between handing a frame to the driver and being asked for the next one, the body waits on
@@ -42,6 +45,8 @@ pub struct FillerBody {
     permit: Option<Permit>,
     slot: Option<FillSlot>,
     state: Arc<ClusterState>,
+    /// The fill's metrics: its outcome is recorded when the body ends or is dropped.
+    track: FillTrack,
     ended: bool,
     done: bool,
 }
@@ -63,6 +68,7 @@ impl FillerBody {
         permit: Permit,
         slot: Option<FillSlot>,
         state: Arc<ClusterState>,
+        track: FillTrack,
     ) -> FillerBody {
         // The driver has the response now: until it asks for bytes, the fill waits on it.
         if let Some(slot) = &slot {
@@ -75,6 +81,7 @@ impl FillerBody {
             permit: Some(permit),
             slot,
             state,
+            track,
             ended: false,
             done: false,
         }
@@ -99,12 +106,13 @@ impl FillerBody {
         self.done
     }
 
-    fn abort(&mut self, e: io::Error) -> Poll<Option<io::Result<Bytes>>> {
+    fn abort(&mut self, kind: ListenerFailure, e: io::Error) -> Poll<Option<io::Result<Bytes>>> {
         self.done = true;
         self.held = None;
         self.permit = None;
         self.slot = None;
         Stats::incr(&self.state.stats().served_failed);
+        self.track.failed(kind.name());
         tracing::warn!(
             event = "fill_aborted",
             error = %e,
@@ -141,7 +149,9 @@ impl FillerBody {
                 let last = self.held.take();
                 if let Some(data) = &last {
                     Stats::add(&stats.bytes_served, data.len() as u64);
+                    self.track.bytes(data.len());
                 }
+                self.track.ok();
                 return Poll::Ready(last.map(Ok));
             }
             match self.stream.as_mut().poll_next(cx) {
@@ -149,19 +159,28 @@ impl FillerBody {
                 Poll::Ready(Some(Ok(data))) if data.is_empty() => continue,
                 Poll::Ready(Some(Ok(data))) => {
                     if let Err(e) = self.check.on_data(data.len()) {
-                        return self.abort(io::Error::other(format!("filler stream: {e}")));
+                        return self.abort(
+                            ListenerFailure::AbortedLong,
+                            io::Error::other(format!("filler stream: {e}")),
+                        );
                     }
                     if self.check.received() == self.check.expected() {
                         self.held = Some(data);
                         continue;
                     }
                     Stats::add(&self.state.stats().bytes_served, data.len() as u64);
+                    self.track.bytes(data.len());
                     return Poll::Ready(Some(Ok(data)));
                 }
-                Poll::Ready(Some(Err(e))) => return self.abort(e),
+                Poll::Ready(Some(Err(e))) => return self.abort(ListenerFailure::AbortedError, e),
                 Poll::Ready(None) => match self.check.on_end() {
                     Ok(()) => self.ended = true,
-                    Err(e) => return self.abort(io::Error::other(format!("filler stream: {e}"))),
+                    Err(e) => {
+                        return self.abort(
+                            ListenerFailure::AbortedShort,
+                            io::Error::other(format!("filler stream: {e}")),
+                        );
+                    }
                 },
             }
         }

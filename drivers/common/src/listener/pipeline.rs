@@ -17,6 +17,7 @@ use super::filler_body::FillerBody;
 use super::watch::{ConnectionWatch, FillSlot};
 use crate::filler::{DynFiller, FillRequest, Filler};
 use crate::limit::ConcurrencyLimit;
+use crate::metrics::{self, FillTrack, ListenerFailure, Refusal, Role};
 use crate::state::ClusterState;
 use crate::stats::Stats;
 
@@ -115,6 +116,10 @@ pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
 /// bad query parameter or a `chunk_size` above the cluster's `max_chunk_size`, 409 `{"reason":"not_coordinator"}`); then 503 if
 /// [`ListenerSettings::max_concurrent`] fills are already being served; then the filler (its
 /// error: 502 `fill failed`); then 200 with the filler's bytes behind [`FillerBody`].
+///
+/// Metrics ([`crate::metrics`]): each refusal is counted by reason; an admitted request that
+/// got its slot is a listener fill from then on, ending `ok`, `failed` (`filler_error`, or the
+/// body's abort) or `cancelled` (the reply future or the body dropped before the end).
 #[derive(Clone)]
 pub struct FillPipeline {
     inner: Arc<Inner>,
@@ -169,8 +174,9 @@ impl FillPipeline {
         self.inner.max_header_bytes
     }
 
-    fn refuse(&self, reply: FixedReply) -> ReplyFuture {
+    fn refuse(&self, reason: Refusal, reply: FixedReply) -> ReplyFuture {
         Stats::incr(&self.inner.state.stats().served_failed);
+        metrics::refused(reason);
         Box::pin(std::future::ready(Reply::Fixed(reply)))
     }
 
@@ -197,7 +203,18 @@ impl FillPipeline {
             max,
             "fill request refused: at the concurrency limit"
         );
-        self.refuse(FixedReply::text(OVERLOADED_STATUS, OVERLOADED_BODY))
+        self.refuse(
+            Refusal::Overloaded,
+            FixedReply::text(OVERLOADED_STATUS, OVERLOADED_BODY),
+        )
+    }
+
+    /// The answer to a request head the driver's HTTP layer refuses ([`FixedReply::bad_head`]:
+    /// 400, or 431 for a head too large; the driver then closes the connection), counted as a
+    /// refusal of this listener (`reason="bad_head"` in [`metrics::REFUSALS`]).
+    pub fn refuse_head(&self, e: &HeadError) -> FixedReply {
+        metrics::refused(Refusal::BadHead);
+        FixedReply::bad_head(e)
     }
 
     fn answer(&self, head: &FillRequestHead<'_>, watch: Option<&ConnectionWatch>) -> ReplyFuture {
@@ -206,7 +223,7 @@ impl FillPipeline {
             Ok(a) => a,
             Err(r) => {
                 tracing::debug!(event = "fill_rejected", status = r.status(), reason = %r, "fill request rejected");
-                return self.refuse(FixedReply::rejection(&r));
+                return self.refuse(Refusal::of(&r), FixedReply::rejection(&r));
             }
         };
         let slot: Option<FillSlot> = match watch {
@@ -220,6 +237,9 @@ impl FillPipeline {
             return self.overloaded("listener", inner.limit.max());
         };
         let inner = inner.clone();
+        // The fill has started: it ends in one outcome, `cancelled` if this future or the
+        // response body is dropped first.
+        let mut track = FillTrack::start(Role::Listener);
         Box::pin(async move {
             let expected_len = admitted.expected_len;
             let request = FillRequest {
@@ -234,9 +254,11 @@ impl FillPipeline {
                     permit,
                     slot,
                     inner.state.clone(),
+                    track,
                 )),
                 Err(e) => {
                     Stats::incr(&inner.state.stats().served_failed);
+                    track.failed(ListenerFailure::FillerError.name());
                     tracing::warn!(event = "filler_failed", error = %e, "filler failed; answering 502");
                     Reply::Fixed(FixedReply::text(FILL_FAILED_STATUS, FILL_FAILED_BODY))
                 }

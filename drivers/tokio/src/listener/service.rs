@@ -10,9 +10,7 @@ use http::{Request, Response, StatusCode};
 use orca_cluster_core::admission::FillRequestHead;
 use orca_cluster_core::h1::{self, HeadError};
 use orca_cluster_core::wire::INTERNAL_HEADER;
-use orca_cluster_driver_common::{
-    ConnectionWatch, FillPipeline, Filler, FixedReply, ListenerSettings, Reply,
-};
+use orca_cluster_driver_common::{ConnectionWatch, FillPipeline, Filler, ListenerSettings, Reply};
 
 use super::body::FillResponseBody;
 use crate::Cluster;
@@ -138,7 +136,7 @@ impl FillService {
         let in_flight = watch.request();
         let target = request_target(&request);
         if let Some(refused) = refused_head(&request, &target, self.pipeline.max_header_bytes()) {
-            let mut refusal = response(Reply::Fixed(FixedReply::bad_head(&refused)));
+            let mut refusal = response(Reply::Fixed(self.pipeline.refuse_head(&refused)));
             refusal
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
