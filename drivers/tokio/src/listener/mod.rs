@@ -3,6 +3,7 @@
 //! loop behind `FillListener::serve` (HTTP/1.1, h2c by prior knowledge and, with TLS, h2 or
 //! HTTP/1.1 by ALPN, all on one port).
 
+mod batch;
 mod body;
 mod serve;
 mod service;

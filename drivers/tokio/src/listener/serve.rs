@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
+use super::batch::{BatchedIo, FlushOnYield};
 use super::service::FillService;
 use crate::client::BoxIo;
 
@@ -177,7 +178,11 @@ impl Connection {
         let watch = self.watch.clone();
         let on_the_wire =
             hyper::service::service_fn(move |request| service.respond_on_the_wire(request, &watch));
-        let connection = builder.serve_connection(TokioIo::new(io), on_the_wire);
+        let (io, batch) = BatchedIo::new(io);
+        let connection = FlushOnYield::new(
+            builder.serve_connection(TokioIo::new(io), on_the_wire),
+            batch,
+        );
         tokio::pin!(connection);
         let runtime = crate::Tokio::current();
         let result = tokio::select! {
@@ -187,14 +192,14 @@ impl Connection {
                 if expiry != Expiry::Idle {
                     return;
                 }
-                connection.as_mut().graceful_shutdown();
+                connection.as_mut().inner_mut().graceful_shutdown();
                 match timeout(IDLE_CLOSE_GRACE, connection).await {
                     Ok(result) => result,
                     Err(_) => return,
                 }
             }
             _ = self.control.stopped() => {
-                connection.as_mut().graceful_shutdown();
+                connection.as_mut().inner_mut().graceful_shutdown();
                 connection.await
             }
         };
