@@ -1,5 +1,6 @@
 //! The node's admin port: `/healthz`, `/readyz`, `/peers`, `/coordinator?<fill query>`, answered
-//! by the library's [`HealthService`] (the same answers an embedding application serves).
+//! by the library's [`HealthService`] (the same answers an embedding application serves), and
+//! `/metrics` (the Prometheus text exposition of the process's metrics recorder).
 //!
 //! Bounded: one request per connection (no keep-alive), a request head within
 //! [`HealthLimits::head_timeout`] (5 s), and a connection lives at most
@@ -7,19 +8,37 @@
 //! (or trickles bytes) cannot hold the port's resources; probes (kubelet, curl) open a
 //! connection per request anyway.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics_exporter_prometheus::PrometheusHandle;
 use orca_cluster_tokio::{Health, HealthLimits, HealthService};
+
+/// The content type of the Prometheus text exposition format.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
 /// Binds `addr` and serves the admin endpoints of `health` in the background (a `Cluster`
 /// converts into the health of that cluster alone; pass
-/// `Health::new(&cluster).with_listener(&handle)` to also report the fill listener).
+/// `Health::new(&cluster).with_listener(&handle)` to also report the fill listener), and
+/// `GET /metrics` from `metrics` when given.
 pub(crate) async fn spawn(
     addr: SocketAddr,
     health: impl Into<Health>,
+    metrics: Option<PrometheusHandle>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
-    let service = HealthService::new(health.into());
+    let health = HealthService::new(health.into());
+    let service = hyper::service::service_fn(move |request: Request<_>| {
+        let response = match (&metrics, request.uri().path()) {
+            (Some(metrics), "/metrics") => metrics_response(request.method(), metrics),
+            _ => health.respond(&request),
+        };
+        std::future::ready(Ok::<_, Infallible>(response))
+    });
     let limits = HealthLimits::default();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -44,6 +63,27 @@ pub(crate) async fn spawn(
             tokio::spawn(tokio::time::timeout(limits.connection_lifetime, connection));
         }
     }))
+}
+
+/// `GET` (and `HEAD`) `/metrics`: the rendered exposition; 405 for other methods.
+fn metrics_response(method: &Method, metrics: &PrometheusHandle) -> Response<Full<Bytes>> {
+    let (status, body) = match *method {
+        Method::GET => (StatusCode::OK, Bytes::from(metrics.render())),
+        Method::HEAD => (StatusCode::OK, Bytes::new()),
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Bytes::from_static(b"method not allowed: use GET\n"),
+        ),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if status == StatusCode::OK {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+    } else {
+        headers.insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    }
+    response
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ enum Command {
     /// re-coordination. Needs nothing outside this binary; ends by itself.
     Demo(demo::DemoArgs),
     /// Runs one replica: discovery, the fill listener, an origin, and /healthz, /readyz, /peers,
-    /// /coordinator on the admin port.
+    /// /coordinator, /metrics on the admin port.
     Node(node::NodeArgs),
     /// Resolves the service and prints the peer snapshot.
     Peers(peers::PeersArgs),

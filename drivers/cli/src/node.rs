@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use orca_cluster_tokio::common::metrics;
 use orca_cluster_tokio::{
     Cluster, CoalescingFiller, DirOrigin, FillListener, ListenerSettings, Options,
     StaticPeerSource, SyntheticOrigin,
@@ -21,8 +23,8 @@ pub(crate) struct NodeArgs {
     /// Fill listener address; its port is every peer's port when DNS gives only IPs.
     #[arg(long, default_value = "0.0.0.0:8444")]
     listen: SocketAddr,
-    /// Admin address serving /healthz, /readyz, /peers and /coordinator?<fill query> ("off" to
-    /// disable).
+    /// Admin address serving /healthz, /readyz, /peers, /coordinator?<fill query> and /metrics
+    /// ("off" to disable).
     #[arg(long, default_value = "0.0.0.0:8445")]
     admin_listen: String,
     /// Interval between DNS lookups.
@@ -51,6 +53,12 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
     if a.discovery.self_ip.is_empty() {
         return Err("--self-ip: required (or set POD_IP)".into());
     }
+    // Metrics are served on the admin port: without it, nothing is recorded.
+    let metrics = if a.admin_listen == "off" {
+        None
+    } else {
+        Some(install_metrics()?)
+    };
     let listener = FillListener::bind(a.listen)
         .await
         .map_err(|e| format!("--listen {}: {e}", a.listen))?;
@@ -128,6 +136,7 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
             crate::admin::spawn(
                 addr,
                 orca_cluster_tokio::Health::new(&cluster).with_listener(&handle),
+                metrics,
             )
             .await?,
         )
@@ -142,6 +151,31 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
         .close(Duration::from_secs(5))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// How often the recorder folds recorded histogram samples into its buckets: 5 s.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// Installs the process's metrics recorder (Prometheus text exposition, rendered by `GET
+/// /metrics` on the admin port; fill durations as histograms with the library's suggested
+/// buckets) and its periodic upkeep.
+fn install_metrics() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(metrics::FILL_DURATION.to_string()),
+            metrics::FILL_DURATION_BUCKETS,
+        )
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|e| format!("metrics recorder: {e}"))?;
+    metrics::describe();
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(METRICS_UPKEEP).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 async fn wait_for_signal() {

@@ -905,3 +905,158 @@ fn a_connection_flood_under_a_small_open_file_limit_leaves_the_node_serving() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// The sum of the samples of metric `name` whose labels include `labels`, in a Prometheus text
+/// exposition (0 when there is none).
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, value)| value.parse::<f64>().expect("a sample value"))
+        .sum()
+}
+
+/// `GET /metrics` on a running node after real fills (`orca-cluster fill` against it): the
+/// Prometheus text adds up (started = ok + failed + cancelled for the listener) and matches the
+/// fills made — chunks served, a chunk it does not coordinate (409), a chunk its origin cannot
+/// serve (502).
+#[test]
+fn node_metrics_count_the_fills_it_served() {
+    let dir = TempDir::new("cli-metrics").unwrap();
+    let object = dir.path().join("media/videos/cat 1.mp4");
+    std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+    let data: Vec<u8> = (0..OBJECT_SIZE)
+        .map(|i| (i * 13 + i / 4099) as u8)
+        .collect();
+    std::fs::write(&object, &data).unwrap();
+    let fill_port = free_port();
+    let listen = format!("127.0.0.1:{fill_port}");
+    let admin = SocketAddr::new(LOCALHOST, free_port());
+    // A second (never dialed) peer, so that the node coordinates only some chunks.
+    let peers = format!("{listen},127.0.0.1:1");
+    let mut node = Command::new(BIN)
+        .args(["node", "--peers", &peers, "--self-ip", "127.0.0.1"])
+        .args(["--listen", &listen, "--admin-listen", &admin.to_string()])
+        .args([
+            "--origin",
+            dir.path().to_str().unwrap(),
+            "--refresh",
+            "200ms",
+        ])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let start = Instant::now();
+        while !matches!(http_get(admin, "/readyz"), Some((200, _))) {
+            assert!(start.elapsed() < Duration::from_secs(10), "never ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let peer: SocketAddr = listen.parse().unwrap();
+        // Which of the (full, 1 MiB) chunks the node coordinates, from its own admin port.
+        let (mine, theirs): (Vec<u64>, Vec<u64>) = (0..15).partition(|&i| {
+            let q = orca_cluster_tokio::core::wire::encode_query(&key(i), OBJECT_SIZE);
+            let (status, body) = http_get(admin, &format!("/coordinator?{q}")).unwrap();
+            assert_eq!(status, 200, "{body}");
+            body.contains(&format!("\"port\":{fill_port}"))
+        });
+        assert!(mine.len() >= 2 && !theirs.is_empty(), "{mine:?} {theirs:?}");
+        let out = dir.path().join("out.bin");
+        for &i in &mine[..2] {
+            let o = fill_peer(
+                peer,
+                i,
+                OBJECT_SIZE,
+                &["--http1", "-o", out.to_str().unwrap()],
+            );
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+        let o = fill_peer(peer, theirs[0], OBJECT_SIZE, &[]);
+        assert!(stderr(&o).contains("409"), "{}", stderr(&o));
+        // The file is not of this size: the origin fails the fill (502).
+        let o = fill_peer(peer, mine[0], OBJECT_SIZE + 1, &[]);
+        assert!(stderr(&o).contains("502"), "{}", stderr(&o));
+
+        // The raw exchange, to see the head.
+        let mut s = TcpStream::connect(admin).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4"),
+            "{head}"
+        );
+        let listener = |name: &str, extra: &[(&str, &str)]| {
+            let mut labels = vec![("role", "listener")];
+            labels.extend_from_slice(extra);
+            metric(body, name, &labels)
+        };
+        let started = listener("orca_cluster_fills_started_total", &[]);
+        let completed = |outcome| {
+            listener(
+                "orca_cluster_fills_completed_total",
+                &[("outcome", outcome)],
+            )
+        };
+        assert_eq!(
+            started, 3.0,
+            "two served, one failed by the origin:\n{body}"
+        );
+        assert_eq!(
+            started,
+            completed("ok") + completed("failed") + completed("cancelled"),
+            "{body}"
+        );
+        assert_eq!(completed("ok"), 2.0, "{body}");
+        assert_eq!(completed("failed"), 1.0, "{body}");
+        assert_eq!(
+            listener(
+                "orca_cluster_fill_failures_total",
+                &[("kind", "filler_error")]
+            ),
+            1.0,
+            "{body}"
+        );
+        assert_eq!(
+            listener("orca_cluster_fill_bytes_total", &[]),
+            2.0 * 1048576.0,
+            "{body}"
+        );
+        assert_eq!(listener("orca_cluster_fills_in_flight", &[]), 0.0);
+        assert_eq!(
+            listener("orca_cluster_fill_duration_seconds_count", &[]),
+            3.0,
+            "{body}"
+        );
+        assert_eq!(
+            metric(
+                body,
+                "orca_cluster_listener_refusals_total",
+                &[("reason", "not_coordinator")]
+            ),
+            1.0,
+            "{body}"
+        );
+        assert_eq!(metric(body, "orca_cluster_peers", &[]), 2.0, "{body}");
+        assert!(metric(body, "orca_cluster_lookups_total", &[]) >= 1.0);
+        assert!(body.contains("# TYPE orca_cluster_fill_duration_seconds histogram"));
+    });
+    let _ = node.kill();
+    let _ = node.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
