@@ -96,7 +96,14 @@ pub(crate) async fn run(a: FillArgs) -> Result<(), String> {
     let started = Instant::now();
     let result = tokio::time::timeout(
         a.timeout,
-        fetch(&client, &target, &key, a.object_size, a.output.as_ref()),
+        fetch(
+            &client,
+            &target,
+            &key,
+            a.object_size,
+            a.output.as_ref(),
+            a.verify_synthetic,
+        ),
     )
     .await;
     client.close();
@@ -140,14 +147,15 @@ pub(crate) async fn run(a: FillArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Streams the body to `output` (if any); returns the byte count and, for verification, the
-/// bytes (kept only when needed).
+/// Streams the body to `output` (if any); returns the byte count and, when `keep` (to verify
+/// them), the bytes — otherwise nothing is copied.
 async fn fetch(
     client: &FillClient,
     peer: &Peer,
     key: &orca_cluster_tokio::ChunkKey,
     object_size: u64,
     output: Option<&PathBuf>,
+    keep: bool,
 ) -> Result<(u64, Vec<u8>), String> {
     let mut body = client
         .fill(peer, key, object_size)
@@ -161,7 +169,11 @@ async fn fetch(
         ),
         None => None,
     };
-    let mut kept = Vec::new();
+    let mut kept = Vec::with_capacity(if keep {
+        usize::try_from(body.expected_len()).unwrap_or(0)
+    } else {
+        0
+    });
     let mut n = 0u64;
     while let Some(frame) = body.next().await {
         let frame = frame.map_err(|e| e.to_string())?;
@@ -171,7 +183,9 @@ async fn fetch(
                 .await
                 .map_err(|e| format!("write: {e}"))?;
         }
-        kept.extend_from_slice(&frame);
+        if keep {
+            kept.extend_from_slice(&frame);
+        }
     }
     if let Some(mut f) = file {
         f.flush().await.map_err(|e| format!("write: {e}"))?;

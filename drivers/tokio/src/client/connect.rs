@@ -134,6 +134,8 @@ pub(crate) async fn dial(ctx: &DialContext, addr: SocketAddr) -> Result<Conn, Di
             .keep_alive_interval(non_zero(h2.keep_alive_interval))
             .keep_alive_timeout(h2.keep_alive_timeout)
             .keep_alive_while_idle(true);
+        // h2 reads about one frame per call; read ahead so one call fetches many.
+        let io: BoxIo = Box::new(super::read_ahead::ReadAhead::new(io));
         let (send, connection) = builder.handshake(TokioIo::new(io)).await.map_err(http)?;
         tokio::spawn(watch.clone().drive(connection, s.idle_timeout));
         Ok(Conn::H2(H2Conn { send, watch }))

@@ -7,6 +7,7 @@
 
 mod connect;
 mod pool;
+mod read_ahead;
 mod transport;
 mod watch;
 
