@@ -338,29 +338,41 @@ pub(crate) fn peers_unavailable(delta: i64) {
 
 /// One fill, from its start to its one outcome: counts the start and keeps the in-flight gauge
 /// up until [`FillTrack::ok`] or [`FillTrack::failed`], or its drop (the `cancelled` outcome),
-/// whichever comes first; later calls change nothing.
+/// whichever comes first; later calls change nothing. The outcome (`outcome`, `kind`, `bytes`)
+/// is also recorded on the fill's tracing span (`fill` or `fill_serve`), which declares those
+/// fields empty.
 #[derive(Debug)]
 pub(crate) struct FillTrack {
     role: Role,
+    span: tracing::Span,
     started: Instant,
+    bytes: u64,
     ended: bool,
 }
 
 impl FillTrack {
-    /// Starts a fill of `role`.
-    pub(crate) fn start(role: Role) -> FillTrack {
+    /// Starts a fill of `role`, whose span is `span`.
+    pub(crate) fn start(role: Role, span: tracing::Span) -> FillTrack {
         let role_name = role.name();
         counter!(FILLS_STARTED, "role" => role_name).increment(1);
         gauge!(FILLS_IN_FLIGHT, "role" => role_name).increment(1.0);
         FillTrack {
             role,
+            span,
             started: Instant::now(),
+            bytes: 0,
             ended: false,
         }
     }
 
+    /// The fill's span.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
     /// Counts `n` chunk bytes.
-    pub(crate) fn bytes(&self, n: usize) {
+    pub(crate) fn bytes(&mut self, n: usize) {
+        self.bytes = self.bytes.saturating_add(n as u64);
         counter!(FILL_BYTES, "role" => self.role.name()).increment(n as u64);
     }
 
@@ -387,6 +399,11 @@ impl FillTrack {
         histogram!(FILL_DURATION, "role" => role, "outcome" => outcome.name())
             .record(self.started.elapsed().as_secs_f64());
         gauge!(FILLS_IN_FLIGHT, "role" => role).decrement(1.0);
+        self.span.record("outcome", outcome.name());
+        self.span.record("bytes", self.bytes);
+        if let Some(kind) = kind {
+            self.span.record("kind", kind);
+        }
     }
 }
 

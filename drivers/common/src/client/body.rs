@@ -158,6 +158,7 @@ impl FillBody {
         if let Some(track) = &mut self.track {
             track.failed(e.kind());
         }
+        // In the fill's span: the caller of poll_chunk entered it.
         tracing::debug!(error = %e, kind = e.kind(), "fill body failed");
         Poll::Ready(Some(Err(e)))
     }
@@ -170,8 +171,24 @@ impl FillBody {
         }
     }
 
-    /// The next verified bytes; see the type's docs.
+    /// The fill's span (none for a body without a fill).
+    fn span(&self) -> tracing::Span {
+        self.track
+            .as_ref()
+            .map_or_else(tracing::Span::none, |t| t.span().clone())
+    }
+
+    /// The next verified bytes; see the type's docs. Polled inside the fill's span.
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, FillError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let span = self.span();
+        let _in_span = span.enter();
+        self.poll_verified(cx)
+    }
+
+    fn poll_verified(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, FillError>>> {
         if self.done {
             return Poll::Ready(None);
         }
@@ -202,7 +219,7 @@ impl FillBody {
                 return self.fail(FillError::Check(e));
             }
             Stats::add(&self.stats.get().bytes_received, data.len() as u64);
-            if let Some(track) = &self.track {
+            if let Some(track) = &mut self.track {
                 track.bytes(data.len());
             }
             if self.length_declared && self.check.received() == self.check.expected() {
@@ -235,6 +252,8 @@ impl Drop for FillBody {
         if !self.done {
             let stats = self.stats.get();
             Stats::incr(&stats.fills_failed);
+            let span = self.span();
+            let _in_span = span.enter();
             tracing::debug!(
                 received = self.check.received(),
                 expected = self.check.expected(),

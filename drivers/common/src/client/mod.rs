@@ -22,6 +22,7 @@ use orca_cluster_core::fill::{
     DeclaredFraming, DescriptorError, FillDescriptor, ResponseVerdict, Scheme,
 };
 use orca_cluster_core::{ChunkKey, ClusterConfig, Peer};
+use tracing::Instrument;
 
 pub use body::{FillBody, FillBodyReader};
 pub use exchange::{ClientSetup, Exchange, Finish, RawBody, Response, ResponseHead, SendError};
@@ -32,7 +33,7 @@ use health::{Gate, PeerHealth};
 use crate::driver::Driver;
 use crate::error::{FillError, StartError};
 use crate::metrics::{FillTrack, Role};
-use crate::options::Options;
+use crate::options::{Options, Protocol};
 use crate::state::ClusterState;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::TlsReloader;
@@ -59,6 +60,8 @@ struct ClientInner<D: Driver> {
     exchange: D::Exchange,
     health: PeerHealth,
     scheme: Scheme,
+    /// The protocol setting (a field of each fill's span).
+    protocol: Protocol,
     listen_port: u16,
     /// `ClusterConfig::max_chunk_size`: larger chunks are never asked for.
     max_chunk_size: u64,
@@ -134,6 +137,7 @@ impl<D: Driver> FillClient<D> {
                 exchange: runtime.exchange(setup),
                 health,
                 scheme,
+                protocol: options.protocol,
                 listen_port: config.internal_listen.port(),
                 max_chunk_size: config.max_chunk_size,
                 stats,
@@ -143,6 +147,12 @@ impl<D: Driver> FillClient<D> {
     }
 
     /// `GET /internal/fill` for chunk `key` of an object of `object_size` bytes on `peer`.
+    ///
+    /// Each fill runs in an INFO `tracing` span named `fill` with the fields `peer`, the chunk
+    /// key (`origin_id`, `bucket`, `object_key`, `etag`, `chunk_size`, `index`), `object_size`,
+    /// `protocol` (the setting: `auto`, `http1`, `http2`) and `tls`, and, when the fill ends (its
+    /// body included), `outcome` (`ok`, `failed`, `cancelled`), `kind` (of a failure) and `bytes`;
+    /// the client's events happen inside it.
     ///
     /// Resolves when the response head arrived and was accepted; the returned [`FillBody`]
     /// verifies the length of what follows. Errors ([`FillError`]): the peer is self
@@ -205,10 +215,26 @@ impl<D: Driver> FillClient<D> {
             .map_err(DescriptorError::Chunk)?;
         let stats = inner.stats.get();
         Stats::incr(&stats.fills_started);
+        let span = tracing::info_span!(
+            "fill",
+            peer = %descriptor.authority,
+            origin_id = %key.origin_id,
+            bucket = %key.bucket,
+            object_key = %key.object_key,
+            etag = %key.etag,
+            chunk_size = key.chunk_size,
+            index = key.index,
+            object_size,
+            protocol = inner.protocol.name(),
+            tls = matches!(inner.scheme, Scheme::Https),
+            outcome = tracing::field::Empty,
+            kind = tracing::field::Empty,
+            bytes = tracing::field::Empty,
+        );
         // From here on the fill ends in exactly one outcome: dropping this future drops the
         // track (cancelled), and the body takes it over.
-        let mut track = FillTrack::start(Role::Client);
-        let attempt = self.attempt(&descriptor);
+        let mut track = FillTrack::start(Role::Client, span.clone());
+        let attempt = self.attempt(&descriptor).instrument(span.clone());
         let result = match deadline.as_mut() {
             None => attempt.await,
             Some((expires, limit)) => {
@@ -239,7 +265,9 @@ impl<D: Driver> FillClient<D> {
                     Stats::incr(&stats.fills_not_coordinator);
                 }
                 track.failed(e.kind());
-                tracing::debug!(peer = %descriptor.authority, error = %e, kind = e.kind(), "fill failed");
+                span.in_scope(|| {
+                    tracing::debug!(peer = %descriptor.authority, error = %e, kind = e.kind(), "fill failed");
+                });
                 Err(e)
             }
         }

@@ -123,8 +123,10 @@ impl FillerBody {
         Poll::Ready(Some(Err(e)))
     }
 
-    /// The next frame to send; see the type's docs.
+    /// The next frame to send; see the type's docs. Polled inside the fill's `fill_serve` span.
     pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        let span = self.track.span().clone();
+        let _in_span = span.enter();
         if let Some(slot) = &self.slot {
             slot.resumed();
         }
@@ -202,6 +204,7 @@ impl Drop for FillerBody {
     fn drop(&mut self) {
         if !self.done {
             Stats::incr(&self.state.stats().served_failed);
+            let _in_span = self.track.span().enter();
             tracing::debug!(
                 event = "fill_abandoned",
                 remaining = self.remaining(),

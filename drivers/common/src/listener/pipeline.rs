@@ -11,6 +11,9 @@ use orca_cluster_core::admission::{
     OVERLOADED_STATUS, Rejection, admit,
 };
 use orca_cluster_core::h1::HeadError;
+use orca_cluster_core::wire::{FillQuery, decode_query};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::ListenerSettings;
 use super::filler_body::FillerBody;
@@ -120,6 +123,12 @@ pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
 /// Metrics ([`crate::metrics`]): each refusal is counted by reason; an admitted request that
 /// got its slot is a listener fill from then on, ending `ok`, `failed` (`filler_error`, or the
 /// body's abort) or `cancelled` (the reply future or the body dropped before the end).
+///
+/// Tracing: each request runs in an INFO span named `fill_serve` (the pipeline's events, the
+/// filler call and the polls of the [`FillerBody`] happen inside it) with the chunk key fields
+/// of the admitted query, or of a 409's (`origin_id`, `bucket`, `object_key`, `etag`,
+/// `chunk_size`, `index`) and `object_size`, then `outcome` (`refused` with its `reason`; or `ok`, `failed` with its
+/// `kind`, `cancelled`) and `bytes`.
 #[derive(Clone)]
 pub struct FillPipeline {
     inner: Arc<Inner>,
@@ -174,9 +183,11 @@ impl FillPipeline {
         self.inner.max_header_bytes
     }
 
-    fn refuse(&self, reason: Refusal, reply: FixedReply) -> ReplyFuture {
+    fn refuse(&self, span: &tracing::Span, reason: Refusal, reply: FixedReply) -> ReplyFuture {
         Stats::incr(&self.inner.state.stats().served_failed);
         metrics::refused(reason);
+        span.record("outcome", "refused");
+        span.record("reason", reason.name());
         Box::pin(std::future::ready(Reply::Fixed(reply)))
     }
 
@@ -196,7 +207,7 @@ impl FillPipeline {
         self.answer(head, Some(watch))
     }
 
-    fn overloaded(&self, scope: &'static str, max: usize) -> ReplyFuture {
+    fn overloaded(&self, span: &tracing::Span, scope: &'static str, max: usize) -> ReplyFuture {
         tracing::debug!(
             event = "fill_overloaded",
             scope,
@@ -204,6 +215,7 @@ impl FillPipeline {
             "fill request refused: at the concurrency limit"
         );
         self.refuse(
+            span,
             Refusal::Overloaded,
             FixedReply::text(OVERLOADED_STATUS, OVERLOADED_BODY),
         )
@@ -219,27 +231,55 @@ impl FillPipeline {
 
     fn answer(&self, head: &FillRequestHead<'_>, watch: Option<&ConnectionWatch>) -> ReplyFuture {
         let inner = &self.inner;
+        // Every request runs in a `fill_serve` span: its key fields once admitted, its outcome
+        // (`refused` with a `reason`, or the fill's) at the end.
+        let span = tracing::info_span!(
+            "fill_serve",
+            origin_id = Empty,
+            bucket = Empty,
+            object_key = Empty,
+            etag = Empty,
+            chunk_size = Empty,
+            index = Empty,
+            object_size = Empty,
+            outcome = Empty,
+            reason = Empty,
+            kind = Empty,
+            bytes = Empty,
+        );
+        let _in_span = span.enter();
         let admitted = match admit(head, &inner.state.peers(), inner.state.max_chunk_size()) {
             Ok(a) => a,
             Err(r) => {
+                if r == Rejection::NotCoordinator {
+                    // A valid query for another coordinator: which chunk is worth tracing
+                    // (membership disagreement). Admission decoded it already; this decodes
+                    // the query part again only for 409s.
+                    let query = head.target.split_once('?').map_or("", |(_, q)| q);
+                    if let Ok(query) = decode_query(query) {
+                        record_key(&span, &query);
+                    }
+                }
                 tracing::debug!(event = "fill_rejected", status = r.status(), reason = %r, "fill request rejected");
-                return self.refuse(Refusal::of(&r), FixedReply::rejection(&r));
+                return self.refuse(&span, Refusal::of(&r), FixedReply::rejection(&r));
             }
         };
+        record_key(&span, &admitted.query);
         let slot: Option<FillSlot> = match watch {
             None => None,
             Some(watch) => match watch.try_fill_slot() {
                 Some(slot) => Some(slot),
-                None => return self.overloaded("connection", watch.max_fills()),
+                None => return self.overloaded(&span, "connection", watch.max_fills()),
             },
         };
         let Some(permit) = inner.limit.try_acquire() else {
-            return self.overloaded("listener", inner.limit.max());
+            return self.overloaded(&span, "listener", inner.limit.max());
         };
         let inner = inner.clone();
         // The fill has started: it ends in one outcome, `cancelled` if this future or the
         // response body is dropped first.
-        let mut track = FillTrack::start(Role::Listener);
+        let mut track = FillTrack::start(Role::Listener, span.clone());
+        let in_span = span.clone();
         Box::pin(async move {
             let expected_len = admitted.expected_len;
             let request = FillRequest {
@@ -263,6 +303,19 @@ impl FillPipeline {
                     Reply::Fixed(FixedReply::text(FILL_FAILED_STATUS, FILL_FAILED_BODY))
                 }
             }
-        })
+        }
+        .instrument(in_span))
     }
+}
+
+/// Records the chunk key and object size of `query` on a `fill_serve` span.
+fn record_key(span: &tracing::Span, query: &FillQuery) {
+    let key = &query.key;
+    span.record("origin_id", key.origin_id.as_str());
+    span.record("bucket", key.bucket.as_str());
+    span.record("object_key", key.object_key.as_str());
+    span.record("etag", key.etag.as_str());
+    span.record("chunk_size", key.chunk_size);
+    span.record("index", key.index);
+    span.record("object_size", query.object_size);
 }
