@@ -29,6 +29,11 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "orca-cluster", version, about)]
 struct Cli {
+    /// Runtime worker threads: 0 runs everything on the calling thread (no cross-thread
+    /// wake-ups; the default of `fill`), N a multi-threaded runtime (the default of the other
+    /// commands: one worker per CPU). See the README's "Runtime shape".
+    #[arg(long, global = true, env = "ORCA_CLUSTER_WORKERS")]
+    workers: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,10 +77,21 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     init_tracing(default_log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Measured on 2 cores (BENCHMARKS.md): a single fill reads fastest on one thread, where the
+    // connection and the body reader never wake each other across threads.
+    let default_workers = match cli.command {
+        Command::Fill(_) => 0,
+        _ => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let mut builder = match cli.workers.unwrap_or(default_workers) {
+        0 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("orca-cluster: cannot start the tokio runtime: {e}");
