@@ -1,4 +1,5 @@
-//! `orca-cluster bench`: coordinator lookups and the fill path, each bounded in time.
+//! `orca-cluster bench`: coordinator lookups, the fill path (on loopback or against an external
+//! peer) and the side-by-side comparison with nginx, curl and h2load, each bounded in time.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -15,8 +16,18 @@ use crate::args::duration;
 pub(crate) enum BenchCommand {
     /// Coordinator lookups at 16, 128 and 1024 peers, xxh3 and go-compat in the same run.
     Lookup(LookupArgs),
-    /// 8 MiB fills on loopback: h2c, mTLS h2, HTTP/1.1 (plain and TLS) and a raw-TCP baseline.
+    /// 8 MiB fills on loopback: h2c, mTLS h2, HTTP/1.1 (plain and TLS) and a raw-TCP baseline;
+    /// with --peer, repeated fills from an external peer (a replica, or nginx serving the
+    /// chunk's bytes at /internal/fill).
     Fill(FillBenchArgs),
+    /// Our listener and client next to nginx, curl and h2load on loopback, both drivers:
+    /// medians of interleaved rounds and the ratio ours / reference per row. Needs nginx,
+    /// h2load (nghttp2-client) and curl on PATH.
+    SideBySide(crate::side_by_side::SideBySideArgs),
+    /// A smol-driver replica serving fills on one address until SIGINT/SIGTERM (the smol rows
+    /// of `side-by-side`).
+    #[command(hide = true)]
+    ServeSmol(crate::side_by_side::ServeSmolArgs),
 }
 
 /// Flags of `bench lookup`.
@@ -35,13 +46,24 @@ pub(crate) struct LookupArgs {
 pub(crate) struct FillBenchArgs {
     /// Chunk size in MiB.
     #[arg(long, default_value_t = 8)]
-    chunk_mib: u64,
-    /// Fills per row (per concurrent stream at concurrency 1; in all at higher concurrency).
+    pub(crate) chunk_mib: u64,
+    /// Measured fills per row (at least the row's concurrency), after 2 warm-up fills.
     #[arg(long, default_value_t = 32)]
-    fills: usize,
-    /// Print {"rows": [{"protocol", "concurrency", "mb_per_s", "p50_ms", "p99_ms"}]}.
+    pub(crate) fills: usize,
+    /// Fills in flight, comma-separated: one row per value (HTTP/2: streams on one
+    /// connection; HTTP/1.1: that many connections).
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub(crate) concurrency: Vec<usize>,
+    /// Print {"rows": [{"protocol", "concurrency", "fills", "mb_per_s", "p50_ms", "p99_ms"}]}
+    /// (with --peer, also "peer", "driver", "chunk_bytes", "verified").
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
+    /// Fill from this peer (IP:PORT) instead of running the loopback suite: a replica, or any
+    /// HTTP server answering GET /internal/fill with the chunk's bytes (nginx serving a file).
+    #[arg(long)]
+    pub(crate) peer: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub(crate) remote: crate::bench_fill::PeerFillArgs,
 }
 
 fn snapshot(n: usize, scoring: Scoring) -> Snapshot {
@@ -114,6 +136,8 @@ async fn lookup(a: LookupArgs) -> Result<(), String> {
 pub(crate) async fn run(c: BenchCommand) -> Result<(), String> {
     match c {
         BenchCommand::Lookup(a) => lookup(a).await,
-        BenchCommand::Fill(a) => crate::bench_fill::run(a.chunk_mib, a.fills, a.json).await,
+        BenchCommand::Fill(a) => crate::bench_fill::run(a).await,
+        BenchCommand::SideBySide(a) => crate::side_by_side::run(a).await,
+        BenchCommand::ServeSmol(a) => crate::side_by_side::serve_smol(a).await,
     }
 }

@@ -6,7 +6,7 @@
 //! orca-cluster peers --service NAME      # the peer set as this replica would see it
 //! orca-cluster coordinator --peers ... --origin-id .. --key .. --index ..
 //! orca-cluster fill --service NAME ... --object-size N
-//! orca-cluster bench lookup|fill
+//! orca-cluster bench lookup|fill|side-by-side
 //! ```
 
 mod admin;
@@ -20,6 +20,7 @@ mod limits;
 mod node;
 mod output;
 mod peers;
+mod side_by_side;
 
 use std::process::ExitCode;
 

@@ -11,17 +11,15 @@
 //! numbers call these from a one-worker runtime too (two peers, one core each), as
 //! `benches/fill.rs` does.
 
+mod peer;
 mod row;
 mod runtime;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -32,6 +30,7 @@ use orca_cluster_tokio::{
     StaticPeerSource, TlsSettings,
 };
 
+pub use peer::{FillTarget, WARMUP_FILLS, fill_once, measure_fills};
 pub use row::{FillBenchRow, Protocol};
 
 use runtime::{ServerRuntime, bench_config, other};
@@ -132,52 +131,24 @@ pub async fn run_fill_bench_with(
             .with_client_settings(client_settings),
     )
     .map_err(other)?;
-    let peer = Peer {
-        ip: addr.ip(),
-        port: addr.port(),
-        is_self: false,
+    let target = FillTarget {
+        peer: Peer {
+            ip: addr.ip(),
+            port: addr.port(),
+            is_self: false,
+        },
+        key: bench_key(chunk_bytes),
+        object_size: chunk_bytes as u64,
     };
-    let key = bench_key(chunk_bytes);
-    let object_size = chunk_bytes as u64;
-    let one = {
-        let client = client.clone();
-        let key = key.clone();
-        move || {
-            let client = client.clone();
-            let key = key.clone();
-            async move {
-                let started = Instant::now();
-                let mut body = client.fill(&peer, &key, object_size).await.map_err(other)?;
-                while let Some(frame) = body.next().await {
-                    frame.map_err(other)?;
-                }
-                Ok::<Duration, io::Error>(started.elapsed())
-            }
-        }
-    };
-    for _ in 0..2 {
-        one().await?;
-    }
-
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let next = next.clone();
-        let one = one.clone();
-        workers.spawn(async move {
-            let mut latencies = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < iterations {
-                latencies.push(one().await?);
-            }
-            Ok::<_, io::Error>(latencies)
-        });
-    }
-    let mut latencies = Vec::with_capacity(iterations);
-    while let Some(done) = workers.join_next().await {
-        latencies.extend(done.map_err(other)??);
-    }
-    let elapsed = started.elapsed();
+    let row = measure_fills(
+        &client,
+        &target,
+        protocol.name(),
+        concurrency,
+        iterations,
+        None,
+    )
+    .await;
 
     client.close();
     server_side
@@ -186,13 +157,7 @@ pub async fn run_fill_bench_with(
             let _ = server.close(Duration::from_secs(1)).await;
         })
         .await?;
-    Ok(FillBenchRow::from_latencies(
-        protocol.name(),
-        concurrency,
-        chunk_bytes,
-        elapsed,
-        latencies,
-    ))
+    row
 }
 
 /// The same bytes over one bare TCP connection on loopback (the server writes a shared buffer,
