@@ -121,5 +121,15 @@ macro_rules! driver_types {
         /// A filler serving the files under a directory, read on this driver's blocking pool;
         /// see [`orca_cluster_driver_common::DirOrigin`].
         pub type DirOrigin = $crate::DirOrigin<$driver>;
+
+        pub use $crate::core::{ChunkKey, ClusterConfig, Peer, Scoring, Snapshot, TlsSettings};
+        pub use $crate::{
+            ChunkRead, ChunkStream, ClientSettings, CloseError, CoalescingFiller, ConnectFuture,
+            DirOriginError, FillBody, FillBodyReader, FillError, FillRequest, Filler, FillerError,
+            Health, HealthLimits, HealthReply, Http2Settings, ListenerSettings, PeerSource,
+            Protocol, ReadError, ReadOptions, ReadSource, Readiness, SharedFillError,
+            SharedFillStage, StartError, StaticPeerSource, StatsSnapshot, Subscription,
+            SyntheticOrigin, Transport, UnblockError,
+        };
     };
 }

@@ -93,18 +93,8 @@ pub use health::{serve_health, serve_health_connection};
 pub use runtime::{Smol, sleep, timeout};
 pub use stream::{BoxIo, Io, TcpTransport};
 
-pub use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Scoring, Snapshot, TlsSettings};
 /// Ready-made `ChunkStream`s for fillers: from `Bytes`, from a futures-io `AsyncRead`.
 pub use orca_cluster_driver_common::chunk_stream;
-pub use orca_cluster_driver_common::{ChunkRead, ReadError, ReadOptions, ReadSource};
-pub use orca_cluster_driver_common::{
-    ChunkStream, ClientSettings, CloseError, ConnectFuture, FillBody, FillBodyReader, FillError,
-    FillRequest, Filler, FillerError, Http2Settings, ListenerSettings, PeerSource, Protocol,
-    StartError, StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin, Transport,
-};
-pub use orca_cluster_driver_common::{CoalescingFiller, SharedFillError, SharedFillStage};
-pub use orca_cluster_driver_common::{DirOriginError, UnblockError};
-pub use orca_cluster_driver_common::{Health, HealthLimits, HealthReply, Readiness};
 
 orca_cluster_driver_common::driver_types!(Smol, dns_runtime::SmolRuntimeProvider);
 

@@ -99,16 +99,6 @@ pub use health::{HealthResponse, HealthService};
 pub use listener::{FillResponseBody, FillService, ResponseFuture};
 pub use runtime::Tokio;
 
-pub use orca_cluster_core::{ChunkKey, ClusterConfig, Peer, Scoring, Snapshot, TlsSettings};
-pub use orca_cluster_driver_common::{ChunkRead, ReadError, ReadOptions, ReadSource};
-pub use orca_cluster_driver_common::{
-    ChunkStream, ClientSettings, CloseError, ConnectFuture, FillBody, FillBodyReader, FillError,
-    FillRequest, Filler, FillerError, Http2Settings, ListenerSettings, PeerSource, Protocol,
-    StartError, StaticPeerSource, StatsSnapshot, Subscription, SyntheticOrigin, Transport,
-};
-pub use orca_cluster_driver_common::{CoalescingFiller, SharedFillError, SharedFillStage};
-pub use orca_cluster_driver_common::{DirOriginError, UnblockError};
-pub use orca_cluster_driver_common::{Health, HealthLimits, HealthReply, Readiness};
 
 orca_cluster_driver_common::driver_types!(Tokio, TokioRuntimeProvider);
 
