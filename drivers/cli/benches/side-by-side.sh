@@ -7,7 +7,6 @@
 #   drivers/cli/benches/side-by-side.sh --rounds 3 --json
 #   drivers/cli/benches/side-by-side.sh --only client-  # only the client rows
 #
-# CARGO_TARGET_DIR is honoured (default: the workspace's target directory).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
@@ -33,6 +32,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
-cargo build --release -p orca-cluster-cli
-target="${CARGO_TARGET_DIR:-target}"
-exec "$target/release/orca-cluster" bench side-by-side "$@"
+exec cargo run --release -q -p orca-cluster-cli -- bench side-by-side "$@"
