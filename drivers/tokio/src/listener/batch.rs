@@ -5,8 +5,8 @@
 //! call for all the frames the connection produced — so nothing waits in the buffer while the
 //! task sleeps.
 //!
-//! Writes at least as large as the buffer go straight through (HTTP/1.1 bodies in large
-//! frames), together with what is buffered, in one vectored write.
+//! Writes of 64 KiB or more go straight through (HTTP/1.1 bodies in large frames, our own
+//! 1 MiB HTTP/2 frames), together with what is buffered, in one vectored write.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -20,10 +20,16 @@ use crate::client::BoxIo;
 
 /// Bytes gathered before a write is forced: 256 KiB.
 pub(crate) const BATCH_BYTES: usize = 256 * 1024;
+/// Writes of at least this many bytes are not copied into the buffer: 64 KiB (HTTP/2 frames
+/// are at most 16 KiB with most peers, 1 MiB with ours; HTTP/1.1 body frames are large).
+const GATHER_BELOW: usize = 64 * 1024;
 
 pub(crate) struct Batch {
     io: BoxIo,
     buf: Vec<u8>,
+    /// Bytes went to `io` since its last completed flush (a TLS stream keeps records until it
+    /// is flushed).
+    unflushed: bool,
     /// An error of a write made by [`FlushOnYield`], reported by the next call.
     error: Option<io::Error>,
 }
@@ -36,7 +42,18 @@ impl Batch {
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
+            self.unflushed = true;
             self.buf.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes the buffer out and flushes `io` (a TLS stream's records included).
+    fn poll_flush_all(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        if self.unflushed {
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            self.unflushed = false;
         }
         Poll::Ready(Ok(()))
     }
@@ -65,6 +82,7 @@ impl BatchedIo {
         let shared = Arc::new(Mutex::new(Batch {
             io,
             buf: Vec::with_capacity(BATCH_BYTES),
+            unflushed: false,
             error: None,
         }));
         (
@@ -104,13 +122,14 @@ impl AsyncWrite for BatchedIo {
         if total == 0 {
             return Poll::Ready(Ok(0));
         }
-        if batch.buf.len() + total <= BATCH_BYTES {
+        if total < GATHER_BELOW && batch.buf.len() + total <= BATCH_BYTES {
             for b in bufs {
                 batch.buf.extend_from_slice(b);
             }
             return Poll::Ready(Ok(total));
         }
-        // Too large to gather: write the buffer and the new bytes in one vectored write.
+        // Large (an HTTP/1.1 body frame) or too large to gather: write the buffer and the new
+        // bytes in one vectored write, without copying the new bytes.
         let batch = &mut *batch;
         loop {
             let held = batch.buf.len();
@@ -123,9 +142,10 @@ impl AsyncWrite for BatchedIo {
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
+            batch.unflushed = true;
             if n <= held {
                 batch.buf.drain(..n);
-                if batch.buf.len() + total <= BATCH_BYTES {
+                if total < GATHER_BELOW && batch.buf.len() + total <= BATCH_BYTES {
                     for b in bufs {
                         batch.buf.extend_from_slice(b);
                     }
@@ -148,15 +168,14 @@ impl AsyncWrite for BatchedIo {
         let mut batch = lock(&self.shared);
         batch.take_error()?;
         if batch.buf.len() >= BATCH_BYTES / 2 {
-            ready!(batch.poll_drain(cx))?;
-            return Pin::new(&mut batch.io).poll_flush(cx);
+            return batch.poll_flush_all(cx);
         }
         Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut batch = lock(&self.shared);
-        ready!(batch.poll_drain(cx))?;
+        ready!(batch.poll_flush_all(cx))?;
         Pin::new(&mut batch.io).poll_shutdown(cx)
     }
 }
@@ -189,21 +208,13 @@ impl<F: Future> Future for FlushOnYield<F> {
         let this = self.project();
         let polled = this.inner.poll(cx);
         let mut batch = lock(this.shared);
-        if batch.error.is_none() && !batch.buf.is_empty() {
-            // Pending: the socket is full; its waker brings the task back to write the rest.
-            match batch.poll_drain(cx) {
-                Poll::Ready(Ok(())) => {
-                    if let Poll::Ready(Err(e)) = Pin::new(&mut batch.io).poll_flush(cx) {
-                        batch.error = Some(e);
-                        cx.waker().wake_by_ref();
-                    }
-                }
-                Poll::Ready(Err(e)) => {
-                    // Reported by the connection's next call; make sure there is one.
-                    batch.error = Some(e);
-                    cx.waker().wake_by_ref();
-                }
-                Poll::Pending => {}
+        if batch.error.is_none() && (batch.unflushed || !batch.buf.is_empty()) {
+            // Pending: the socket is full; its waker brings the task back to write the rest
+            // (and to flush what a TLS stream still holds).
+            if let Poll::Ready(Err(e)) = batch.poll_flush_all(cx) {
+                // Reported by the connection's next call; make sure there is one.
+                batch.error = Some(e);
+                cx.waker().wake_by_ref();
             }
         }
         polled
