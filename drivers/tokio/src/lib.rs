@@ -99,7 +99,6 @@ pub use health::{HealthResponse, HealthService};
 pub use listener::{FillResponseBody, FillService, ResponseFuture};
 pub use runtime::Tokio;
 
-
 orca_cluster_driver_common::driver_types!(Tokio, TokioRuntimeProvider);
 
 /// The core crate, for its lower-level items (wire format, admission, fill checks, config
