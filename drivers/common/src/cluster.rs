@@ -152,6 +152,22 @@ impl<D: Driver> Cluster<D> {
         self.inner.state.subscribe()
     }
 
+    /// A cluster of this replica alone, listening on `listen` (no DNS: a static list holding
+    /// only `listen`, self IP `listen`'s IP): a single-node cache, local development, tests. It
+    /// coordinates every chunk. Errors as [`Cluster::start`].
+    pub async fn single(listen: std::net::SocketAddr) -> Result<Self, StartError> {
+        let config = ClusterConfig {
+            service: "single".into(),
+            self_pod_ip: vec![listen.ip()],
+            internal_listen: listen,
+            ..ClusterConfig::default()
+        };
+        let options = Options::default()
+            .with_peer_source(crate::source::StaticPeerSource::new([listen]))
+            .with_self_port(listen.port());
+        Cluster::start(config, options).await
+    }
+
     /// Fetches chunk `key` of an object of `object_size` bytes from `peer` (normally
     /// [`Cluster::coordinator`] when that is not self). See [`FillClient::fill`] for the errors;
     /// the body's length is verified against the chunk's expected length.

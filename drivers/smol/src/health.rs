@@ -189,8 +189,8 @@ fn encode(reply: &HealthReply) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Cluster, ClusterConfig, FillListener, ListenerSettings, Options};
-    use orca_cluster_driver_common::{StaticPeerSource, SyntheticOrigin};
+    use crate::{Cluster, FillListener, ListenerSettings};
+    use orca_cluster_driver_common::SyntheticOrigin;
     use smol::net::TcpStream;
     use std::net::SocketAddr;
 
@@ -198,14 +198,7 @@ mod tests {
         let listener = FillListener::bind("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let addr = listener.local_addr();
-        let config = ClusterConfig {
-            service: "orca-peers".into(),
-            self_pod_ip: vec![addr.ip()],
-            ..ClusterConfig::default()
-        };
-        let options = Options::default().with_peer_source(StaticPeerSource::new([addr]));
-        let cluster = Cluster::start(config, options).await.unwrap();
+        let cluster = Cluster::single(listener.local_addr()).await.unwrap();
         let fills = listener.serve(&cluster, SyntheticOrigin, ListenerSettings::default());
         (cluster, fills)
     }

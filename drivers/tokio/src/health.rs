@@ -153,8 +153,8 @@ mod tests {
     use tower_service::Service as _;
 
     use super::*;
-    use crate::{Cluster, ClusterConfig, FillListener, ListenerSettings, Options};
-    use orca_cluster_driver_common::{StaticPeerSource, SyntheticOrigin};
+    use crate::{Cluster, FillListener, ListenerSettings};
+    use orca_cluster_driver_common::SyntheticOrigin;
 
     fn get(method: &str, target: &str) -> Request<()> {
         Request::builder()
@@ -183,14 +183,7 @@ mod tests {
             .await
             .unwrap();
         let addr = listener.local_addr();
-        let config = ClusterConfig {
-            service: "orca-peers".into(),
-            self_pod_ip: vec![addr.ip()],
-            ..ClusterConfig::default()
-        };
-        let options = Options::default().with_peer_source(StaticPeerSource::new([addr]));
-        let cluster = Cluster::start(config, options).await.unwrap();
-        (listener, addr, cluster)
+        (listener, addr, Cluster::single(addr).await.unwrap())
     }
 
     #[tokio::test]
