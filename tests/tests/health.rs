@@ -9,30 +9,11 @@
 //! - `dropping_the_listener_handle_makes_the_replica_unready`: a dropped handle stops the
 //!   listener at once, and readiness sees it.
 
-use orca_cluster_tests::harness::Driver;
-
-macro_rules! health_tests {
-    ($module:ident, $driver:ty, [$($case:ident),* $(,)?]) => {
-        mod $module {
-            $(
-                #[test]
-                fn $case() {
-                    <$driver as super::Driver>::run(super::cases::$case::<$driver>());
-                }
-            )*
-        }
-    };
-    ($module:ident, $driver:ty) => {
-        health_tests!($module, $driver, [
-            answers_every_endpoint,
-            readiness_follows_the_listener_and_the_cluster,
-            dropping_the_listener_handle_makes_the_replica_unready,
-        ]);
-    };
-}
-
-health_tests!(tokio_driver, orca_cluster_tests::harness::TokioDriver);
-health_tests!(smol_driver, orca_cluster_tests::harness::SmolDriver);
+orca_cluster_tests::driver_cases!([
+    answers_every_endpoint,
+    readiness_follows_the_listener_and_the_cluster,
+    dropping_the_listener_handle_makes_the_replica_unready,
+]);
 
 /// How each driver serves the health endpoints on a port of their own.
 mod serving {

@@ -12,32 +12,13 @@
 //! - `connections_beyond_max_connections_wait_for_room`: never more than `max_connections`
 //!   open; the next one is served once a silent one is closed.
 
-use orca_cluster_tests::harness::Driver;
-
-macro_rules! hostile_connection_tests {
-    ($module:ident, $driver:ty, [$($case:ident),* $(,)?]) => {
-        mod $module {
-            $(
-                #[test]
-                fn $case() {
-                    <$driver as super::Driver>::run(super::cases::$case::<$driver>());
-                }
-            )*
-        }
-    };
-    ($module:ident, $driver:ty) => {
-        hostile_connection_tests!($module, $driver, [
-            connections_without_a_request_close,
-            idle_after_a_mutual_tls_handshake_closes,
-            idle_connections_close_even_while_pinging,
-            stalled_readers_lose_their_fill_slot,
-            connections_beyond_max_connections_wait_for_room,
-        ]);
-    };
-}
-
-hostile_connection_tests!(tokio_driver, orca_cluster_tests::harness::TokioDriver);
-hostile_connection_tests!(smol_driver, orca_cluster_tests::harness::SmolDriver);
+orca_cluster_tests::driver_cases!([
+    connections_without_a_request_close,
+    idle_after_a_mutual_tls_handshake_closes,
+    idle_connections_close_even_while_pinging,
+    stalled_readers_lose_their_fill_slot,
+    connections_beyond_max_connections_wait_for_room,
+]);
 
 mod cases {
     use std::io::Read;

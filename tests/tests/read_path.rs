@@ -2,31 +2,12 @@
 //! concurrent reads and fills, the fallback to the local filler, and peer health (a dead or
 //! blackholed coordinator costs at most one connect attempt per backoff window).
 
-use orca_cluster_tests::harness::Driver;
-
-macro_rules! read_path_tests {
-    ($module:ident, $driver:ty, [$($case:ident),* $(,)?]) => {
-        mod $module {
-            $(
-                #[test]
-                fn $case() {
-                    <$driver as super::Driver>::run(super::cases::$case::<$driver>());
-                }
-            )*
-        }
-    };
-    ($module:ident, $driver:ty) => {
-        read_path_tests!($module, $driver, [
-            concurrent_reads_read_each_chunk_from_the_origin_once,
-            a_failing_origin_fails_every_waiter_and_dropped_readers_do_not_disturb_the_rest,
-            a_dead_coordinator_costs_one_connect_per_backoff_window,
-            a_blackholed_coordinator_is_read_around_fast_until_it_answers_again,
-        ]);
-    };
-}
-
-read_path_tests!(tokio_driver, orca_cluster_tests::harness::TokioDriver);
-read_path_tests!(smol_driver, orca_cluster_tests::harness::SmolDriver);
+orca_cluster_tests::driver_cases!([
+    concurrent_reads_read_each_chunk_from_the_origin_once,
+    a_failing_origin_fails_every_waiter_and_dropped_readers_do_not_disturb_the_rest,
+    a_dead_coordinator_costs_one_connect_per_backoff_window,
+    a_blackholed_coordinator_is_read_around_fast_until_it_answers_again,
+]);
 
 mod cases {
     use std::net::{SocketAddr, TcpListener};

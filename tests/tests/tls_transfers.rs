@@ -5,23 +5,7 @@
 //! keeping a core busy, curl as the client) is not reproduced reliably here, so the side-by-side
 //! benchmark's mutual-TLS rows are the other check.
 
-use orca_cluster_tests::harness::Driver;
-
-macro_rules! tls_transfer_tests {
-    ($module:ident, $driver:ty) => {
-        mod $module {
-            #[test]
-            fn large_tls_responses_arrive_whole_and_promptly() {
-                <$driver as super::Driver>::run(
-                    super::cases::large_tls_responses_arrive_whole_and_promptly::<$driver>(),
-                );
-            }
-        }
-    };
-}
-
-tls_transfer_tests!(tokio_driver, orca_cluster_tests::harness::TokioDriver);
-tls_transfer_tests!(smol_driver, orca_cluster_tests::harness::SmolDriver);
+orca_cluster_tests::driver_cases!([large_tls_responses_arrive_whole_and_promptly,]);
 
 mod cases {
     use std::io::{Read, Write};

@@ -831,3 +831,24 @@ pub async fn assert_settles<D: Driver, T: PartialEq + std::fmt::Debug>(
     let settled = eventually::<D>(Duration::from_secs(5), || read() == expected).await;
     assert!(settled, "{what}: expected {expected:?}, still {:?}", read());
 }
+
+/// Instantiates the generic cases of a test file (`mod cases { pub(super) async fn
+/// name<D: Driver>() }`) as one `#[test]` per case and driver: `driver_cases!([a, b])` makes
+/// `tokio_driver::a`, `smol_driver::a`, … each running the case on that driver's runtime.
+#[macro_export]
+macro_rules! driver_cases {
+    ($module:ident, $driver:ty, [$($case:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    <$driver as $crate::harness::Driver>::run(super::cases::$case::<$driver>());
+                }
+            )*
+        }
+    };
+    ([$($case:ident),* $(,)?]) => {
+        $crate::driver_cases!(tokio_driver, $crate::harness::TokioDriver, [$($case),*]);
+        $crate::driver_cases!(smol_driver, $crate::harness::SmolDriver, [$($case),*]);
+    };
+}
