@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use orca_cluster_core::TlsSettings;
 use rustls::{ClientConnection, StreamOwned};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::ServerName;
 
 /// A TLS stream to a listener.
 pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
@@ -22,25 +21,7 @@ pub fn connect(
     protocol: &[u8],
     read_timeout: Duration,
 ) -> Result<TlsStream, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&tls.ca_file).map_err(|e| e.to_string())? {
-        roots
-            .add(cert.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-    }
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
-        .map_err(|e| e.to_string())?
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| e.to_string())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| e.to_string())?;
-    config.alpn_protocols = vec![protocol.to_vec()];
+    let config = orca_cluster_test_support::client_config(tls, &[protocol])?;
     let name = ServerName::IpAddress(addr.ip().into());
     let mut conn = ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
     let mut tcp = TcpStream::connect_timeout(&addr, read_timeout).map_err(|e| e.to_string())?;

@@ -26,4 +26,4 @@ mod probe;
 pub use ci::skip_outside_ci;
 pub use dir::TempDir;
 pub use pki::{Ca, Identity, LEAF_NAMES, MtlsFixture, Pki, PkiError, SERVICE_NAME};
-pub use probe::{negotiated_alpn, rustls_error};
+pub use probe::{client_config, negotiated_alpn, rustls_error};

@@ -19,25 +19,7 @@ pub fn negotiated_alpn(
     tls: &TlsSettings,
     offer: &[&[u8]],
 ) -> Result<Option<Vec<u8>>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&tls.ca_file).map_err(|e| e.to_string())? {
-        roots
-            .add(cert.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-    }
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
-        .map_err(|e| e.to_string())?
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| e.to_string())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| e.to_string())?;
-    config.alpn_protocols = offer.iter().map(|p| p.to_vec()).collect();
+    let config = client_config(tls, offer)?;
     let name = ServerName::IpAddress(addr.ip().into());
     let mut conn =
         rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
@@ -74,6 +56,31 @@ pub fn rustls_error<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a rustls::
             None => current.source()?,
         };
     }
+}
+
+/// The mutual-TLS client configuration of identity `tls` (its certificate and key, trusting
+/// `tls.ca_file`), offering the ALPN protocols `offer`; errors as text.
+pub fn client_config(tls: &TlsSettings, offer: &[&[u8]]) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&tls.ca_file).map_err(|e| e.to_string())? {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = offer.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
 }
 
 #[cfg(test)]
