@@ -124,6 +124,7 @@ pub mod fill;
 pub mod h1;
 pub mod membership;
 pub mod peer;
+pub mod peer_health;
 pub mod rendezvous;
 pub mod snapshot;
 pub mod time;
