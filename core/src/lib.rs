@@ -119,6 +119,7 @@ extern crate std;
 pub mod admission;
 pub mod chunk;
 pub mod config;
+pub mod connection_deadlines;
 pub mod duration;
 pub mod fill;
 pub mod h1;

@@ -6,7 +6,8 @@
 //! the connection against [`ConnectionWatch::expired`]. When that completes, the driver drops the
 //! connection, which aborts its responses and frees their fill slots.
 //!
-//! The rules (each a [`ListenerSettings`] field):
+//! The rules (each a [`ListenerSettings`] field; decided by the core's
+//! `orca_cluster_core::connection_deadlines::verdict`, this watch only observes):
 //! - **first request** — a connection that has not delivered a complete request head within
 //!   `header_read_timeout` of being accepted (a TLS handshake counts against it) is closed:
 //!   silence, a partial HTTP/2 preface, or an idle connection after a mutual-TLS handshake;
@@ -23,35 +24,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use orca_cluster_core::connection_deadlines::Expiry;
+use orca_cluster_core::connection_deadlines::{Limits, Observed, verdict};
+
 use super::ListenerSettings;
 use crate::runtime::Runtime;
 
-/// Shortest pause between two checks of a watch (the deadlines are coarse: 50 ms).
-const MIN_CHECK: Duration = Duration::from_millis(50);
 /// `waiting_since` of a fill that is not waiting on the client.
 const NOT_WAITING: u64 = u64::MAX;
-
-/// Why a connection's watch ended it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expiry {
-    /// No complete request head within `header_read_timeout` of the accept.
-    FirstRequest,
-    /// No request in flight for `idle_timeout`.
-    Idle,
-    /// A fill response waited `send_timeout` for the client to read.
-    Stalled,
-}
-
-impl Expiry {
-    /// A short name for logs: `first_request`, `idle`, `stalled`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Expiry::FirstRequest => "first_request",
-            Expiry::Idle => "idle",
-            Expiry::Stalled => "stalled",
-        }
-    }
-}
 
 /// The deadlines of one connection; see the module docs. Cheap to clone (clones share state).
 #[derive(Clone, Debug)]
@@ -62,9 +42,7 @@ pub struct ConnectionWatch {
 #[derive(Debug)]
 struct Inner {
     epoch: Instant,
-    first_request: Duration,
-    idle: Duration,
-    send: Duration,
+    limits: Limits,
     max_fills: usize,
     /// Requests registered so far.
     requests: AtomicU64,
@@ -100,9 +78,11 @@ impl ConnectionWatch {
         ConnectionWatch {
             inner: Arc::new(Inner {
                 epoch: Instant::now(),
-                first_request: settings.header_read_timeout,
-                idle: settings.idle_timeout,
-                send: settings.send_timeout,
+                limits: Limits {
+                    first_request: settings.header_read_timeout,
+                    idle: settings.idle_timeout,
+                    send: settings.send_timeout,
+                },
                 max_fills: settings.max_concurrent_per_connection,
                 requests: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
@@ -158,41 +138,21 @@ impl ConnectionWatch {
     /// could pass.
     fn check(&self) -> Result<Expiry, Duration> {
         let inner = &*self.inner;
-        let now = inner.now_ms();
-        let mut next = u64::MAX;
-        let mut due = |limit: Duration, since: u64| -> bool {
-            let limit = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
-            let at = since.saturating_add(limit);
-            if now >= at {
-                return true;
-            }
-            next = next.min(at - now);
-            false
-        };
-        if inner.requests.load(Ordering::Acquire) == 0 && due(inner.first_request, 0) {
-            return Ok(Expiry::FirstRequest);
-        }
-        if inner.in_flight.load(Ordering::Acquire) == 0
-            && due(inner.idle, inner.idle_since.load(Ordering::Acquire))
-        {
-            return Ok(Expiry::Idle);
-        }
+        let ms = Duration::from_millis;
         let oldest = inner
             .fills()
             .iter()
             .map(|p| p.waiting_since.load(Ordering::Acquire))
             .min()
-            .unwrap_or(NOT_WAITING);
-        if oldest != NOT_WAITING && due(inner.send, oldest) {
-            return Ok(Expiry::Stalled);
-        }
-        // A fill may start waiting on the client, and the last request may end, at any time:
-        // look again at least every quarter of the send and idle timeouts, so a stall or an
-        // idle connection is seen within 1.25 × its timeout.
-        let wait = Duration::from_millis(next)
-            .min(inner.send / 4)
-            .min(inner.idle / 4);
-        Err(wait.max(MIN_CHECK))
+            .filter(|&since| since != NOT_WAITING);
+        let seen = Observed {
+            now: ms(inner.now_ms()),
+            had_request: inner.requests.load(Ordering::Acquire) > 0,
+            idle_since: (inner.in_flight.load(Ordering::Acquire) == 0)
+                .then(|| ms(inner.idle_since.load(Ordering::Acquire))),
+            oldest_waiting: oldest.map(ms),
+        };
+        verdict(&inner.limits, &seen)
     }
 
     /// Completes when the connection must be closed, with the reason; checks the state at its
