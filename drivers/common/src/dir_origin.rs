@@ -247,22 +247,22 @@ impl<R: Runtime> Frames<R> {
     }
 }
 
-/// Reads exactly `len` bytes of `file` at `offset` into a buffer of that size (positioned: the
-/// file's cursor is not used on unix).
+/// Reads exactly `len` bytes of `file` at `offset` into a new buffer of that capacity.
+///
+/// The buffer is not zeroed first: the read goes into its uninitialised capacity
+/// (`read_to_end`). The file is this stream's own (opened per fill) and its frames are read one
+/// after the other, so positioning its cursor is safe.
 fn read_frame(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
-    let mut buf = vec![0u8; len];
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileExt;
-        file.read_exact_at(&mut buf, offset)?;
-    }
-    #[cfg(not(unix))]
-    {
-        // One stream reads its frames one after the other, so the shared cursor is safe.
-        use std::io::{Read, Seek, SeekFrom};
-        let mut file = file;
-        file.seek(SeekFrom::Start(offset))?;
-        file.read_exact(&mut buf)?;
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len);
+    file.take(len as u64).read_to_end(&mut buf)?;
+    if buf.len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the file ended after {} of {len} bytes", buf.len()),
+        ));
     }
     Ok(Bytes::from(buf))
 }

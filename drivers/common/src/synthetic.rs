@@ -106,6 +106,28 @@ impl SyntheticPattern {
     }
 }
 
+impl SyntheticPattern {
+    /// A new buffer holding the `len` object bytes from `offset`.
+    ///
+    /// The bytes are made a 4 KiB block at a time in a stack buffer (L1-resident) and appended
+    /// to a buffer allocated with exactly `len` bytes of capacity, so the frame's memory is
+    /// written once: no zeroing pass before the pattern is written over it.
+    pub fn frame(&self, offset: u64, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        let mut block = [0u8; BLOCK_WORDS * 8];
+        let mut at = offset;
+        while out.len() < len {
+            // Up to the next block boundary of the object (whole blocks once aligned).
+            let to_boundary = BLOCK_WORDS * 8 - (at % (BLOCK_WORDS as u64 * 8)) as usize;
+            let n = to_boundary.min(len - out.len());
+            self.fill(at, &mut block[..n]);
+            out.extend_from_slice(&block[..n]);
+            at += n as u64;
+        }
+        out
+    }
+}
+
 impl SyntheticOrigin {
     /// The object seed of `key` (independent of chunk size and index).
     pub fn seed(key: &ChunkKey) -> u64 {
@@ -143,9 +165,7 @@ impl SyntheticOrigin {
         Box::pin(futures_lite::stream::iter((0..frames).map(move |f| {
             let at = f * FRAME_BYTES as u64;
             let n = (len - at).min(FRAME_BYTES as u64) as usize;
-            let mut buf = vec![0u8; n];
-            pattern.fill(start + at, &mut buf);
-            Ok(Bytes::from(buf))
+            Ok(Bytes::from(pattern.frame(start + at, n)))
         })))
     }
 }
@@ -208,6 +228,19 @@ mod tests {
             assert!(seen.insert(b.to_vec()), "a 4 KiB block repeats");
         }
         assert_eq!(seen.len(), 128);
+    }
+
+    /// `frame` makes the same bytes as `fill`, from any offset and for any length.
+    #[test]
+    fn frames_match_fill() {
+        let pattern = SyntheticPattern::new(7);
+        for offset in [0u64, 3, 8, 4093, 4096, 8191, 1 << 20] {
+            for len in [0usize, 1, 7, 4096, 4100, 10_000, 3 * 4096 + 5] {
+                let mut want = vec![0u8; len];
+                pattern.fill(offset, &mut want);
+                assert_eq!(pattern.frame(offset, len), want, "{offset}+{len}");
+            }
+        }
     }
 
     #[test]
