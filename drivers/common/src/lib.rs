@@ -33,6 +33,7 @@ pub mod dir_origin;
 pub mod driver;
 pub mod error;
 pub mod filler;
+pub mod frame_pool;
 pub mod health;
 pub mod limit;
 pub mod listener;
@@ -58,6 +59,7 @@ pub use driver::{
 };
 pub use error::{CloseError, FillError, StartError};
 pub use filler::{ChunkStream, FillRequest, Filler, FillerError};
+pub use frame_pool::FramePool;
 pub use health::{Health, HealthLimits, HealthReply, Readiness};
 pub use limit::{ConcurrencyLimit, Permit};
 pub use listener::{

@@ -1,13 +1,21 @@
 //! A deterministic synthetic origin: the bytes of every object are a pure function of its
 //! identity and the offset, so any replica (and any verifier) can produce or check them.
 
-use bytes::Bytes;
 use orca_cluster_core::ChunkKey;
 
 use crate::filler::{ChunkStream, FillRequest, Filler, FillerError};
+use crate::frame_pool::FramePool;
 
 /// Size of the frames the synthetic stream yields: 256 KiB.
 pub const FRAME_BYTES: usize = 256 * 1024;
+
+/// Most idle frame buffers the synthetic origin keeps for reuse: 128 (32 MiB).
+pub const POOL_IDLE: usize = 128;
+
+fn frame_pool() -> &'static FramePool {
+    static POOL: std::sync::OnceLock<FramePool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| FramePool::new(FRAME_BYTES, POOL_IDLE))
+}
 
 /// Words (of 8 bytes) in one block of the pattern: 512, i.e. 4 KiB.
 pub const BLOCK_WORDS: usize = 512;
@@ -106,28 +114,6 @@ impl SyntheticPattern {
     }
 }
 
-impl SyntheticPattern {
-    /// A new buffer holding the `len` object bytes from `offset`.
-    ///
-    /// The bytes are made a 4 KiB block at a time in a stack buffer (L1-resident) and appended
-    /// to a buffer allocated with exactly `len` bytes of capacity, so the frame's memory is
-    /// written once: no zeroing pass before the pattern is written over it.
-    pub fn frame(&self, offset: u64, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len);
-        let mut block = [0u8; BLOCK_WORDS * 8];
-        let mut at = offset;
-        while out.len() < len {
-            // Up to the next block boundary of the object (whole blocks once aligned).
-            let to_boundary = BLOCK_WORDS * 8 - (at % (BLOCK_WORDS as u64 * 8)) as usize;
-            let n = to_boundary.min(len - out.len());
-            self.fill(at, &mut block[..n]);
-            out.extend_from_slice(&block[..n]);
-            at += n as u64;
-        }
-        out
-    }
-}
-
 impl SyntheticOrigin {
     /// The object seed of `key` (independent of chunk size and index).
     pub fn seed(key: &ChunkKey) -> u64 {
@@ -157,6 +143,10 @@ impl SyntheticOrigin {
     }
 
     /// A stream of the chunk's bytes in frames of [`FRAME_BYTES`].
+    ///
+    /// The frames' buffers come from a process-wide [`FramePool`] (at most [`POOL_IDLE`] idle
+    /// buffers), so a replica serving synthetic chunks writes each frame over a dropped one
+    /// rather than faulting in and zeroing fresh memory.
     pub fn stream(key: &ChunkKey, object_size: u64) -> ChunkStream {
         let len = key.expected_len(object_size).unwrap_or(0);
         let start = key.offset().unwrap_or(0);
@@ -165,7 +155,10 @@ impl SyntheticOrigin {
         Box::pin(futures_lite::stream::iter((0..frames).map(move |f| {
             let at = f * FRAME_BYTES as u64;
             let n = (len - at).min(FRAME_BYTES as u64) as usize;
-            Ok(Bytes::from(pattern.frame(start + at, n)))
+            frame_pool().frame(n, |buf| {
+                pattern.fill(start + at, buf);
+                Ok(())
+            })
         })))
     }
 }
@@ -179,6 +172,7 @@ impl Filler for SyntheticOrigin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use futures_lite::{StreamExt, future::block_on};
 
     fn key(chunk_size: u64, index: u64) -> ChunkKey {
@@ -228,19 +222,6 @@ mod tests {
             assert!(seen.insert(b.to_vec()), "a 4 KiB block repeats");
         }
         assert_eq!(seen.len(), 128);
-    }
-
-    /// `frame` makes the same bytes as `fill`, from any offset and for any length.
-    #[test]
-    fn frames_match_fill() {
-        let pattern = SyntheticPattern::new(7);
-        for offset in [0u64, 3, 8, 4093, 4096, 8191, 1 << 20] {
-            for len in [0usize, 1, 7, 4096, 4100, 10_000, 3 * 4096 + 5] {
-                let mut want = vec![0u8; len];
-                pattern.fill(offset, &mut want);
-                assert_eq!(pattern.frame(offset, len), want, "{offset}+{len}");
-            }
-        }
     }
 
     #[test]
