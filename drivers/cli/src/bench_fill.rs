@@ -316,7 +316,14 @@ async fn run_peer(peer: SocketAddr, a: &FillBenchArgs, chunk: usize) -> Result<(
                     .enable_all()
                     .build()
                     .map_err(|e| format!("client runtime: {e}"))?;
-                let rows = rt.block_on(peer_rows::<orca_cluster_tokio::Tokio>(run));
+                // The fills run as a task on the workers, as an embedder's request handlers
+                // do: polled from `block_on`'s thread instead, every body frame would be a
+                // wake-up across threads (the HTTP/2 connection task runs on a worker).
+                let rows = rt.block_on(async {
+                    tokio::spawn(peer_rows::<orca_cluster_tokio::Tokio>(run))
+                        .await
+                        .map_err(|e| format!("benchmark task: {e}"))?
+                });
                 rt.shutdown_timeout(Duration::from_secs(1));
                 rows
             }
