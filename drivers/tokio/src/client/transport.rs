@@ -110,3 +110,63 @@ impl AsyncWrite for QuickAckTcp {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Whether the kernel would acknowledge at once (`TCP_QUICKACK` reads 0 while the
+    /// connection is in delayed-ACK, "interactive", mode).
+    fn quick(stream: &TcpStream) -> bool {
+        rustix::net::sockopt::tcp_quickack(stream).unwrap()
+    }
+
+    /// Receive, then answer at once, as a client sending a window update does: Linux takes
+    /// the connection for interactive and delays its ACKs, unless the stream re-arms them.
+    async fn after_receive_then_write(wrap: bool) -> bool {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut peer, _) = listener.accept().await.unwrap();
+            for _ in 0..3 {
+                peer.write_all(&[7u8; 32 * 1024]).await.unwrap();
+                let mut ack = [0u8; 13];
+                peer.read_exact(&mut ack).await.unwrap();
+            }
+            peer
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut client = QuickAckTcp(stream);
+        let mut body = vec![0u8; 32 * 1024];
+        let mut quick_after_writes = true;
+        for _ in 0..3 {
+            client.read_exact(&mut body).await.unwrap();
+            let update = [1u8; 13];
+            if wrap {
+                client.write_all(&update).await.unwrap();
+            } else {
+                client.0.write_all(&update).await.unwrap();
+            }
+            quick_after_writes &= quick(&client.0);
+        }
+        drop(server.await.unwrap());
+        quick_after_writes
+    }
+
+    #[tokio::test]
+    async fn writes_leave_the_connection_acknowledging_at_once() {
+        assert!(
+            after_receive_then_write(true).await,
+            "QuickAckTcp: still in delayed-ACK mode after a write"
+        );
+        // The same exchange on the bare stream does enter delayed-ACK mode, which is what the
+        // adapter is for (and shows that the check above can fail).
+        assert!(
+            !after_receive_then_write(false).await,
+            "the bare stream never entered delayed-ACK mode: the test shows nothing"
+        );
+    }
+}
