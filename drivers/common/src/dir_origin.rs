@@ -19,9 +19,11 @@ use crate::runtime::{Runtime, UnblockError};
 /// The default largest frame [`DirOrigin`] reads at once: 1 MiB.
 pub const DEFAULT_FRAME_BYTES: usize = 1 << 20;
 
-/// Most bytes of idle frame buffers a [`DirOrigin`] keeps for reuse: 16 MiB (16 frames of
-/// [`DEFAULT_FRAME_BYTES`]; always at least one buffer).
-pub const POOL_IDLE_BYTES: usize = 16 << 20;
+/// Most bytes of idle frame buffers a [`DirOrigin`] keeps for reuse by default: 64 MiB, one
+/// chunk of the default largest chunk size (a [`CoalescingFiller`](crate::CoalescingFiller)
+/// holds a chunk's frames until its fill ends, so smaller pools send most frames of large
+/// chunks back to fresh memory). See [`DirOrigin::with_pool_idle_bytes`].
+pub const POOL_IDLE_BYTES: usize = 64 << 20;
 
 /// A [`Filler`] serving the chunks of the files under a root directory: the object
 /// `(bucket, object_key)` is the file `<root>/<bucket>/<object_key>`.
@@ -48,7 +50,7 @@ pub const POOL_IDLE_BYTES: usize = 16 << 20;
 ///
 /// **Buffers.** Frames are read into buffers of a [`FramePool`] that the origin and its clones
 /// share: a frame's buffer goes back to the pool when the listener has sent it (at most
-/// [`POOL_IDLE_BYTES`] of idle buffers are kept), and the next frame is read over it, so a
+/// [`POOL_IDLE_BYTES`] of idle buffers are kept by default), and the next frame is read over it, so a
 /// busy origin neither zeroes nor faults in fresh memory per frame.
 pub struct DirOrigin<R> {
     root: Arc<PathBuf>,
@@ -57,8 +59,8 @@ pub struct DirOrigin<R> {
     pool: FramePool,
 }
 
-fn pool_for(frame_bytes: usize) -> FramePool {
-    FramePool::new(frame_bytes, (POOL_IDLE_BYTES / frame_bytes).max(1))
+fn pool_for(frame_bytes: usize, idle_bytes: usize) -> FramePool {
+    FramePool::new(frame_bytes, (idle_bytes / frame_bytes).max(1))
 }
 
 impl<R: Clone> Clone for DirOrigin<R> {
@@ -98,7 +100,7 @@ impl<R: Runtime> DirOrigin<R> {
             root: Arc::new(root.into()),
             runtime,
             frame_bytes: DEFAULT_FRAME_BYTES,
-            pool: pool_for(DEFAULT_FRAME_BYTES),
+            pool: pool_for(DEFAULT_FRAME_BYTES, POOL_IDLE_BYTES),
         }
     }
 
@@ -106,8 +108,22 @@ impl<R: Runtime> DirOrigin<R> {
     /// as 1).
     pub fn with_frame_bytes(mut self, frame_bytes: usize) -> DirOrigin<R> {
         self.frame_bytes = frame_bytes.max(1);
-        self.pool = pool_for(self.frame_bytes);
+        self.pool = pool_for(self.frame_bytes, self.pool_idle_bytes());
         self
+    }
+
+    /// Keeps at most `idle_bytes` of idle frame buffers for reuse (default
+    /// [`POOL_IDLE_BYTES`]; always at least one buffer). Memory the origin holds between fills;
+    /// below the size of the chunks served, part of every large chunk is read into fresh
+    /// memory.
+    pub fn with_pool_idle_bytes(mut self, idle_bytes: usize) -> DirOrigin<R> {
+        self.pool = pool_for(self.frame_bytes, idle_bytes);
+        self
+    }
+
+    /// The most bytes of idle frame buffers kept for reuse.
+    pub fn pool_idle_bytes(&self) -> usize {
+        self.pool.max_idle() * self.pool.buffer_bytes()
     }
 
     /// The root directory.
@@ -552,6 +568,11 @@ mod tests {
             3,
             "no buffer allocated beyond the first three"
         );
+        // A smaller pool keeps fewer.
+        let small = origin.with_pool_idle_bytes(3000);
+        assert_eq!(small.pool_idle_bytes(), 3000);
+        drop(read_all(&small, &request("b", "obj", 4000, 0, 10_000)).unwrap());
+        assert_eq!(small.pool.idle(), 2);
     }
 
     #[test]

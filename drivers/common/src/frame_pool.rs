@@ -51,6 +51,11 @@ impl FramePool {
         self.shared.buffer_bytes
     }
 
+    /// Most buffers kept idle.
+    pub fn max_idle(&self) -> usize {
+        self.shared.max_idle
+    }
+
     /// Buffers idle in the pool now.
     pub fn idle(&self) -> usize {
         self.shared.lock().len()

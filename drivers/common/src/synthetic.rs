@@ -9,8 +9,9 @@ use crate::frame_pool::FramePool;
 /// Size of the frames the synthetic stream yields: 256 KiB.
 pub const FRAME_BYTES: usize = 256 * 1024;
 
-/// Most idle frame buffers the synthetic origin keeps for reuse: 128 (32 MiB).
-pub const POOL_IDLE: usize = 128;
+/// Most idle frame buffers the synthetic origin keeps for reuse: 256 (64 MiB, one chunk of the
+/// default largest chunk size, which a coalesced fill holds until it ends).
+pub const POOL_IDLE: usize = 256;
 
 fn frame_pool() -> &'static FramePool {
     static POOL: std::sync::OnceLock<FramePool> = std::sync::OnceLock::new();
