@@ -79,6 +79,12 @@ fn every_row_runs_and_the_json_has_both_sides_of_each() {
         "client-http1/smol",
         "client-http1-mtls/tokio",
         "client-http1-mtls/smol",
+        "client-h2c-from-replica/tokio",
+        "client-h2-mtls-from-replica/tokio",
+        "client-http1-from-replica/tokio",
+        "client-http1-from-replica/smol",
+        "client-http1-mtls-from-replica/tokio",
+        "client-http1-mtls-from-replica/smol",
     ] {
         assert!(
             names.contains(&expected),
@@ -94,7 +100,11 @@ fn every_row_runs_and_the_json_has_both_sides_of_each() {
         assert_eq!(r["ours_rounds"].as_array().unwrap().len(), 1, "{r}");
         assert_eq!(r["reference_rounds"].as_array().unwrap().len(), 1, "{r}");
         assert_eq!(r["chunk_bytes"], 1 << 20, "{r}");
+        let served_by = r["served_by"].as_str().unwrap();
+        let from_replica = r["row"].as_str().unwrap().contains("-from-replica");
+        assert_eq!(served_by == "our tokio replica", from_replica, "{r}");
     }
+    assert_eq!(rows.len(), 19);
     // Nothing is left behind: no nginx or replica of this run, no scratch directory.
     assert_no_leftovers();
 }

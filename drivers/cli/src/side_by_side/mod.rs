@@ -35,7 +35,7 @@ use crate::args::duration;
 use nginx::{NginxPorts, NginxSetup, ServerTls};
 use process::{Server, free_port};
 use report::{RowResult, RunInfo};
-use rows::{ClientTls, Driver, Endpoint, Plan, ROWS, Row, Runner, Side, Tool, chunk_key};
+use rows::{ClientTls, Driver, Endpoint, Plan, ROWS, Row, Runner, ServedBy, Side, Tool, chunk_key};
 use tools::Tools;
 
 pub(crate) use smol_server::{ServeSmolArgs, serve_smol};
@@ -288,8 +288,12 @@ impl Bench {
 
         let wanted: HashSet<(Driver, bool)> = rows
             .iter()
-            .filter(|r| r.side == Side::Listener)
-            .map(|r| (r.driver, r.protocol.tls()))
+            .filter_map(|r| match (r.side, r.served_by) {
+                (Side::Listener, _) => Some((r.driver, r.protocol.tls())),
+                // Client rows served by our replica fetch from the tokio one.
+                (Side::Client, ServedBy::Replica) => Some((Driver::Tokio, r.protocol.tls())),
+                (Side::Client, ServedBy::Nginx) => None,
+            })
             .collect();
         let origin_arg = if origin == "files" {
             data_root.display().to_string()
@@ -409,7 +413,10 @@ impl Bench {
                 reference,
                 Some(self.our_endpoint(row.driver, row.protocol)?),
             )),
-            Side::Client => Ok((reference, None)),
+            Side::Client => match row.served_by {
+                ServedBy::Nginx => Ok((reference, None)),
+                ServedBy::Replica => Ok((self.our_endpoint(Driver::Tokio, row.protocol)?, None)),
+            },
         }
     }
 
@@ -532,10 +539,17 @@ mod tests {
     fn only_selects_by_name_and_an_unknown_name_lists_the_rows() {
         assert_eq!(select_rows(&[]).unwrap().len(), ROWS.len());
         let smol = select_rows(&["/smol".into()]).unwrap();
-        assert_eq!(smol.len(), 4);
+        assert_eq!(smol.len(), 6);
         assert!(smol.iter().all(|r| r.driver == Driver::Smol));
-        let two = select_rows(&["listener-h2c/".into(), "client-h2c".into()]).unwrap();
+        let two = select_rows(&["listener-h2c/".into(), "client-h2c/".into()]).unwrap();
         assert_eq!(two.len(), 2);
+        let replica = select_rows(&["from-replica".into()]).unwrap();
+        assert_eq!(replica.len(), 6);
+        assert!(
+            replica
+                .iter()
+                .all(|r| r.side == Side::Client && r.served_by == ServedBy::Replica)
+        );
         let err = select_rows(&["nope".into()]).unwrap_err();
         assert!(
             err.contains("nope") && err.contains("client-http1-mtls/smol"),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::rows::{Plan, Row, Side};
+use super::rows::{Plan, Row, ServedBy, Side};
 
 /// What one row measured, one value per round on each side.
 #[derive(Clone, Debug)]
@@ -170,7 +170,8 @@ pub(super) fn table(results: &[RowResult], info: &RunInfo<'_>) -> String {
     let _ = writeln!(out);
     out.push_str(
         "listener rows: the same client against nginx and against our replica; client rows: \
-         our client (bench fill --peer) and curl, both from nginx.\n",
+         our client (bench fill --peer) and curl, both from nginx (-from-replica: both from our \
+         tokio replica, which sends faster than nginx, so the clients' own limits show).\n",
     );
     out.push_str(
         "same bytes: before measuring, every server's chunk was fetched once and compared byte for \
@@ -196,6 +197,7 @@ pub(super) fn json(results: &[RowResult], info: &RunInfo<'_>) -> Value {
                 "id": r.row.id,
                 "driver": r.row.driver.name(),
                 "side": match r.row.side { Side::Listener => "listener", Side::Client => "client" },
+                "served_by": match r.row.served_by { ServedBy::Nginx => "nginx", ServedBy::Replica => "our tokio replica" },
                 "protocol": r.row.protocol.name(),
                 "reference": reference_name(&r.row, info),
                 "measured_with": r.row.method(),

@@ -2,8 +2,11 @@
 //!
 //! A listener row runs one external client (h2load, or curl for TLS, since h2load cannot
 //! present a client certificate) against nginx and against our replica: same tool, same
-//! request, same bytes. A client row fetches from nginx with curl and with our client
-//! (`orca-cluster bench fill --peer`, a subprocess like curl): same server, same bytes.
+//! request, same bytes. A client row fetches from one server with curl and with our client
+//! (`orca-cluster bench fill --peer`, a subprocess like curl): same server, same bytes. The
+//! server is nginx for the rows; the `-from-replica` rows fetch from our tokio replica
+//! instead, which serves faster than nginx, so they show what each client can take rather than
+//! what nginx can send.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -23,6 +26,15 @@ pub(super) enum Side {
     Listener,
     /// Our fill client, against curl, both fetching from nginx.
     Client,
+}
+
+/// The server both clients of a client row fetch from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ServedBy {
+    /// nginx (every listener row's reference, and the client rows).
+    Nginx,
+    /// Our tokio replica (`orca-cluster node`), plain or TLS as the protocol asks.
+    Replica,
 }
 
 /// Which of our drivers a row measures.
@@ -69,6 +81,8 @@ pub(super) struct Row {
     pub(super) protocol: Protocol,
     pub(super) tool: Tool,
     pub(super) size: Size,
+    /// Where a client row fetches from (listener rows: [`ServedBy::Nginx`], their reference).
+    pub(super) served_by: ServedBy,
 }
 
 const fn row(
@@ -86,12 +100,22 @@ const fn row(
         protocol,
         tool,
         size,
+        served_by: ServedBy::Nginx,
+    }
+}
+
+/// A client row fetching from our tokio replica.
+const fn from_replica(id: &'static str, driver: Driver, protocol: Protocol) -> Row {
+    Row {
+        served_by: ServedBy::Replica,
+        ..row(id, Side::Client, driver, protocol, Tool::Curl, Size::Big)
     }
 }
 
 /// Every row, in table order: the rows, HTTP/1.1 + TLS on both sides, and the smol
-/// driver wherever it speaks the protocol (HTTP/1.1, plain and TLS).
-pub(super) const ROWS: [Row; 13] = {
+/// driver wherever it speaks the protocol (HTTP/1.1, plain and TLS); then the client rows again,
+/// fetching from our replica.
+pub(super) const ROWS: [Row; 19] = {
     use Driver::{Smol, Tokio};
     use Protocol::{H2Tls, H2c, Http1, Http1Tls};
     use Side::{Client, Listener};
@@ -140,6 +164,12 @@ pub(super) const ROWS: [Row; 13] = {
             Big,
         ),
         row("client-http1-mtls", Client, Smol, Http1Tls, Tool::Curl, Big),
+        from_replica("client-h2c-from-replica", Tokio, H2c),
+        from_replica("client-h2-mtls-from-replica", Tokio, H2Tls),
+        from_replica("client-http1-from-replica", Tokio, Http1),
+        from_replica("client-http1-from-replica", Smol, Http1),
+        from_replica("client-http1-mtls-from-replica", Tokio, Http1Tls),
+        from_replica("client-http1-mtls-from-replica", Smol, Http1Tls),
     ]
 };
 
