@@ -316,7 +316,14 @@ impl Bench {
                 let mut command = Command::new(exe);
                 let listen = format!("127.0.0.1:{port}");
                 match driver {
+                    // One runtime worker, as nginx runs one worker process and the smol
+                    // replica one thread: each row is one connection, and the other core is
+                    // the client's. With a worker per core the replica's threads and the
+                    // client's contend for the two cores of a small host, and a run of our
+                    // client fetching from the replica went bimodal (3.5-5 GB/s or ~2 GB/s).
                     Driver::Tokio => command.args([
+                        "--workers",
+                        "1",
                         "node",
                         "--listen",
                         &listen,
