@@ -110,6 +110,9 @@ pub(crate) async fn dial(ctx: &DialContext, addr: SocketAddr) -> Result<Conn, Di
         Some(reloader) => {
             let connector = TlsConnector::from(reloader.client_config());
             let name = reloader.server_name_for(addr.ip());
+            // rustls reads at most one record (16 KiB) per call: read ahead below it, so one
+            // call fetches many records (and the quick-ACK re-arm runs once per 256 KiB).
+            let io: BoxIo = Box::new(super::read_ahead::ReadAhead::new(io));
             match timeout(s.tls_handshake_timeout, connector.connect(name, io)).await {
                 Err(_) => return Err(DialError::TlsHandshakeTimeout),
                 Ok(Err(e)) => return Err(DialError::Tls(e.kind(), format!("{addr}: {e}"))),
@@ -134,8 +137,13 @@ pub(crate) async fn dial(ctx: &DialContext, addr: SocketAddr) -> Result<Conn, Di
             .keep_alive_interval(non_zero(h2.keep_alive_interval))
             .keep_alive_timeout(h2.keep_alive_timeout)
             .keep_alive_while_idle(true);
-        // h2 reads about one frame per call; read ahead so one call fetches many.
-        let io: BoxIo = Box::new(super::read_ahead::ReadAhead::new(io));
+        // h2 reads about one frame per call; read ahead so one call fetches many (over TLS
+        // the read-ahead is below rustls already).
+        let io: BoxIo = if ctx.tls.is_none() {
+            Box::new(super::read_ahead::ReadAhead::new(io))
+        } else {
+            io
+        };
         let (send, connection) = builder.handshake(TokioIo::new(io)).await.map_err(http)?;
         tokio::spawn(watch.clone().drive(connection, s.idle_timeout));
         Ok(Conn::H2(H2Conn { send, watch }))
