@@ -138,12 +138,9 @@ pub(crate) async fn dial(ctx: &DialContext, addr: SocketAddr) -> Result<Conn, Di
             .keep_alive_timeout(h2.keep_alive_timeout)
             .keep_alive_while_idle(true);
         // h2 reads about one frame per call; read ahead so one call fetches many (over TLS
-        // the read-ahead is below rustls already).
-        let io: BoxIo = if ctx.tls.is_none() {
-            Box::new(super::read_ahead::ReadAhead::new(io))
-        } else {
-            io
-        };
+        // too: each call into rustls costs more than the copy; measured from nginx and from
+        // our replica, h2 + mTLS without it ran at 0.91-0.98 of curl, with it 1.10-1.17).
+        let io: BoxIo = Box::new(super::read_ahead::ReadAhead::new(io));
         let (send, connection) = builder.handshake(TokioIo::new(io)).await.map_err(http)?;
         tokio::spawn(watch.clone().drive(connection, s.idle_timeout));
         Ok(Conn::H2(H2Conn { send, watch }))
