@@ -14,9 +14,6 @@ use smol::net::TcpStream;
 use crate::runtime::timeout;
 use crate::stream::{BoxIo, ClientStream, MaybeTls, ServerStream};
 
-/// Bytes the client reads from the socket at a time below TLS: 256 KiB.
-const READ_AHEAD: usize = 256 * 1024;
-
 /// Client side: TLS over `io` to the peer at `ip`, within `limit`.
 pub(crate) async fn connect(
     reloader: &TlsReloader,
@@ -25,9 +22,6 @@ pub(crate) async fn connect(
     limit: Duration,
 ) -> Result<ClientStream, FillError> {
     let connector = TlsConnector::from(reloader.client_config());
-    // rustls reads at most one record (16 KiB) per call: read ahead below it, so one `recv`
-    // fetches many records (a 384 MiB fill from nginx: 24,614 `recv` without it).
-    let io: BoxIo = Box::new(smol::io::BufReader::with_capacity(READ_AHEAD, io));
     let handshake = connector.connect(reloader.server_name_for(ip), io);
     match timeout(limit, handshake).await {
         Some(Ok(stream)) => Ok(MaybeTls::Tls(Box::new(stream))),

@@ -110,9 +110,6 @@ pub(crate) async fn dial(ctx: &DialContext, addr: SocketAddr) -> Result<Conn, Di
         Some(reloader) => {
             let connector = TlsConnector::from(reloader.client_config());
             let name = reloader.server_name_for(addr.ip());
-            // rustls reads at most one record (16 KiB) per call: read ahead below it, so one
-            // call fetches many records (and the quick-ACK re-arm runs once per 256 KiB).
-            let io: BoxIo = Box::new(super::read_ahead::ReadAhead::new(io));
             match timeout(s.tls_handshake_timeout, connector.connect(name, io)).await {
                 Err(_) => return Err(DialError::TlsHandshakeTimeout),
                 Ok(Err(e)) => return Err(DialError::Tls(e.kind(), format!("{addr}: {e}"))),
@@ -137,9 +134,7 @@ pub(crate) async fn dial(ctx: &DialContext, addr: SocketAddr) -> Result<Conn, Di
             .keep_alive_interval(non_zero(h2.keep_alive_interval))
             .keep_alive_timeout(h2.keep_alive_timeout)
             .keep_alive_while_idle(true);
-        // h2 reads about one frame per call; read ahead so one call fetches many (over TLS
-        // too: each call into rustls costs more than the copy; measured from nginx and from
-        // our replica, h2 + mTLS without it ran at 0.91-0.98 of curl, with it 1.10-1.17).
+        // h2 reads about one frame per call; read ahead so one call fetches many.
         let io: BoxIo = Box::new(super::read_ahead::ReadAhead::new(io));
         let (send, connection) = builder.handshake(TokioIo::new(io)).await.map_err(http)?;
         tokio::spawn(watch.clone().drive(connection, s.idle_timeout));

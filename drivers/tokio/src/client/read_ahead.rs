@@ -1,9 +1,7 @@
 //! [`ReadAhead`]: large reads for the client's connections. h2 asks for at most about one frame
-//! per read (16 KiB with peers that send 16 KiB frames), and rustls for at most one TLS record,
-//! so a 256 MiB body costs thousands of `recv` calls; reading ahead into a 256 KiB buffer makes
-//! one call fetch many frames or records, at the price of one copy. It sits below rustls on TLS
-//! connections (HTTP/1.1 and HTTP/2) and below h2 on every HTTP/2 one (over TLS, between h2 and
-//! rustls as well: one call into rustls per h2 frame cost more than the copy). Reads of at least [`DIRECT_READ`] (h2 asking for the
+//! per read (16 KiB with peers that send 16 KiB frames), so a 256 MiB body costs thousands of
+//! `recv` calls; reading ahead into a 256 KiB buffer makes one call fetch many frames, at the
+//! price of one copy into h2's buffer. Reads of at least [`DIRECT_READ`] (h2 asking for the
 //! rest of a large frame) bypass it when it is empty, so large frames are read once, straight
 //! into h2's buffer; writes pass straight through.
 
