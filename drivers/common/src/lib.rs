@@ -39,6 +39,7 @@ pub mod limit;
 pub mod listener;
 pub mod metrics;
 pub mod options;
+pub mod quick_ack;
 pub mod read;
 pub mod runtime;
 pub mod source;

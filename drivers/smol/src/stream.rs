@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
-use orca_cluster_driver_common::{ConnectFuture, Transport};
+use orca_cluster_driver_common::{ConnectFuture, Transport, quick_ack};
 use smol::net::TcpStream;
 
 /// A byte stream the client can run HTTP over (futures-io).
@@ -15,7 +15,8 @@ pub use orca_cluster_driver_common::AsyncIo as Io;
 /// A boxed [`Io`], what a [`Transport`] of this driver returns.
 pub type BoxIo = orca_cluster_driver_common::BoxAsyncIo;
 
-/// Plain TCP with `TCP_NODELAY`.
+/// Plain TCP with `TCP_NODELAY`; on Linux, quick ACKs re-armed after each read and write
+/// ([`QuickAckTcp`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpTransport;
 
@@ -24,8 +25,65 @@ impl Transport<BoxIo> for TcpTransport {
         Box::pin(async move {
             let tcp = TcpStream::connect(addr).await?;
             tcp.set_nodelay(true)?;
-            Ok(Box::new(tcp) as BoxIo)
+            Ok(Box::new(QuickAckTcp(tcp)) as BoxIo)
         })
+    }
+}
+
+/// A client TCP stream that asks the kernel for quick ACKs after every read and write
+/// ([`orca_cluster_driver_common::quick_ack`] says why): an HTTP/1.1 client sends its next
+/// request right after a response, which puts the connection in Linux's delayed-ACK mode, and a
+/// peer that waits on ACKs (nginx writing TLS records one by one) then sends slower.
+#[derive(Debug)]
+pub struct QuickAckTcp(TcpStream);
+
+impl QuickAckTcp {
+    fn after(&self, done: bool) {
+        if done {
+            quick_ack::rearm(&self.0);
+        }
+    }
+}
+
+impl AsyncRead for QuickAckTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let read = Pin::new(&mut self.0).poll_read(cx, buf);
+        self.after(matches!(read, Poll::Ready(Ok(n)) if n > 0));
+        read
+    }
+}
+
+impl AsyncWrite for QuickAckTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.0).poll_write(cx, buf);
+        self.after(matches!(written, Poll::Ready(Ok(n)) if n > 0));
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.0).poll_write_vectored(cx, bufs);
+        self.after(matches!(written, Poll::Ready(Ok(n)) if n > 0));
+        written
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use orca_cluster_driver_common::{ConnectFuture, Transport};
+use orca_cluster_driver_common::{ConnectFuture, Transport, quick_ack};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -39,18 +39,10 @@ impl Transport<BoxIo> for TcpTransport {
     }
 }
 
-/// A client TCP stream that asks the kernel for quick ACKs after every read and write.
-///
-/// Linux delays ACKs on a connection it takes for interactive: one where this side sends soon
-/// after receiving. An HTTP/2 fill client does exactly that: it sends `WINDOW_UPDATE` frames
-/// while the body arrives. A peer that holds back a short last segment until its earlier ones
-/// are acknowledged (Nagle's algorithm; nginx serving HTTP/2 does) then waits one delayed-ACK
-/// interval, about 40 ms, for the end of the body: measured against nginx, 6 of 64 fills of
-/// 8 MiB took 50 ms instead of 7. `TCP_QUICKACK` leaves that mode and sends the pending ACK.
-/// Re-armed after writes only, one 64 MiB fill in about 50 still stalled; re-armed after every
-/// read as well, none in 7 runs of 24. Reads on a fill connection are large (the read-ahead
-/// takes up to 256 KiB) and writes rare (requests, window updates, pings), so the extra system
-/// call costs nothing measurable. Elsewhere than Linux the stream is plain TCP.
+/// A client TCP stream that asks the kernel for quick ACKs after every read and write
+/// ([`orca_cluster_driver_common::quick_ack`] says why). Re-armed after writes only, one 64 MiB
+/// h2c fill from nginx in about 50 still waited ~45 ms for its last segment; after reads as
+/// well, none in 7 runs of 24.
 #[derive(Debug)]
 pub struct QuickAckTcp(TcpStream);
 
@@ -64,9 +56,7 @@ impl QuickAckTcp {
     }
 
     fn rearm(&self) {
-        // Best effort: a refusal only leaves the kernel's default in place.
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        let _ = rustix::net::sockopt::set_tcp_quickack(&self.0, true);
+        quick_ack::rearm(&self.0);
     }
 }
 
@@ -116,65 +106,5 @@ impl AsyncWrite for QuickAckTcp {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    /// Whether the kernel would acknowledge at once (`TCP_QUICKACK` reads 0 while the
-    /// connection is in delayed-ACK, "interactive", mode).
-    fn quick(stream: &TcpStream) -> bool {
-        rustix::net::sockopt::tcp_quickack(stream).unwrap()
-    }
-
-    /// Receive, then answer at once, as a client sending a window update does: Linux takes
-    /// the connection for interactive and delays its ACKs, unless the stream re-arms them.
-    async fn after_receive_then_write(wrap: bool) -> bool {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (mut peer, _) = listener.accept().await.unwrap();
-            for _ in 0..3 {
-                peer.write_all(&[7u8; 32 * 1024]).await.unwrap();
-                let mut ack = [0u8; 13];
-                peer.read_exact(&mut ack).await.unwrap();
-            }
-            peer
-        });
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let mut client = QuickAckTcp(stream);
-        let mut body = vec![0u8; 32 * 1024];
-        let mut quick_after_writes = true;
-        for _ in 0..3 {
-            client.read_exact(&mut body).await.unwrap();
-            let update = [1u8; 13];
-            if wrap {
-                client.write_all(&update).await.unwrap();
-            } else {
-                client.0.write_all(&update).await.unwrap();
-            }
-            quick_after_writes &= quick(&client.0);
-        }
-        drop(server.await.unwrap());
-        quick_after_writes
-    }
-
-    #[tokio::test]
-    async fn writes_leave_the_connection_acknowledging_at_once() {
-        assert!(
-            after_receive_then_write(true).await,
-            "QuickAckTcp: still in delayed-ACK mode after a write"
-        );
-        // The same exchange on the bare stream does enter delayed-ACK mode, which is what the
-        // adapter is for (and shows that the check above can fail).
-        assert!(
-            !after_receive_then_write(false).await,
-            "the bare stream never entered delayed-ACK mode: the test shows nothing"
-        );
     }
 }
