@@ -23,6 +23,23 @@ pub fn rearm<Fd: std::os::fd::AsFd>(socket: Fd) {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub fn rearm<S>(_socket: S) {}
 
+/// [`rearm`] after a read or write that moved bytes (`Ready(Ok(n))`, `n > 0`): what the
+/// drivers' client streams call with the result of each `poll_read` / `poll_write`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn after_transfer<Fd: std::os::fd::AsFd>(
+    socket: Fd,
+    result: &std::task::Poll<std::io::Result<usize>>,
+) {
+    if matches!(result, std::task::Poll::Ready(Ok(n)) if *n > 0) {
+        rearm(socket);
+    }
+}
+
+/// [`rearm`] after a read or write that moved bytes (`Ready(Ok(n))`, `n > 0`): what the
+/// drivers' client streams call with the result of each `poll_read` / `poll_write`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn after_transfer<S>(_socket: S, _result: &std::task::Poll<std::io::Result<usize>>) {}
+
 /// Whether the kernel would acknowledge `socket`'s data at once now (`false` while it is in
 /// delayed-ACK mode); `None` where the option does not exist. For tests.
 #[cfg(any(target_os = "linux", target_os = "android"))]

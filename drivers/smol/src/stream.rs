@@ -16,7 +16,7 @@ pub use orca_cluster_driver_common::AsyncIo as Io;
 pub type BoxIo = orca_cluster_driver_common::BoxAsyncIo;
 
 /// Plain TCP with `TCP_NODELAY`; on Linux, quick ACKs re-armed after each read and write
-/// ([`QuickAckTcp`]).
+/// (`QuickAckTcp` below).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpTransport;
 
@@ -37,14 +37,6 @@ impl Transport<BoxIo> for TcpTransport {
 #[derive(Debug)]
 pub struct QuickAckTcp(TcpStream);
 
-impl QuickAckTcp {
-    fn after(&self, done: bool) {
-        if done {
-            quick_ack::rearm(&self.0);
-        }
-    }
-}
-
 impl AsyncRead for QuickAckTcp {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -52,7 +44,7 @@ impl AsyncRead for QuickAckTcp {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let read = Pin::new(&mut self.0).poll_read(cx, buf);
-        self.after(matches!(read, Poll::Ready(Ok(n)) if n > 0));
+        quick_ack::after_transfer(&self.0, &read);
         read
     }
 }
@@ -64,7 +56,7 @@ impl AsyncWrite for QuickAckTcp {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.0).poll_write(cx, buf);
-        self.after(matches!(written, Poll::Ready(Ok(n)) if n > 0));
+        quick_ack::after_transfer(&self.0, &written);
         written
     }
 
@@ -74,7 +66,7 @@ impl AsyncWrite for QuickAckTcp {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.0).poll_write_vectored(cx, bufs);
-        self.after(matches!(written, Poll::Ready(Ok(n)) if n > 0));
+        quick_ack::after_transfer(&self.0, &written);
         written
     }
 

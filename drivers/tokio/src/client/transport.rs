@@ -19,7 +19,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 pub type BoxIo = Box<dyn Io>;
 
 /// Plain TCP with `TCP_NODELAY` and keep-alive; on Linux, quick ACKs re-armed after each
-/// read and write ([`QuickAckTcp`]).
+/// read and write (`QuickAckTcp` below).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpTransport;
 
@@ -46,20 +46,6 @@ impl Transport<BoxIo> for TcpTransport {
 #[derive(Debug)]
 pub struct QuickAckTcp(TcpStream);
 
-impl QuickAckTcp {
-    fn wrote(&self, written: &Poll<io::Result<usize>>) {
-        if let Poll::Ready(Ok(n)) = written
-            && *n > 0
-        {
-            self.rearm();
-        }
-    }
-
-    fn rearm(&self) {
-        quick_ack::rearm(&self.0);
-    }
-}
-
 impl AsyncRead for QuickAckTcp {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -69,7 +55,7 @@ impl AsyncRead for QuickAckTcp {
         let before = buf.filled().len();
         let read = Pin::new(&mut self.0).poll_read(cx, buf);
         if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.rearm();
+            quick_ack::rearm(&self.0);
         }
         read
     }
@@ -82,7 +68,7 @@ impl AsyncWrite for QuickAckTcp {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.0).poll_write(cx, buf);
-        self.wrote(&written);
+        quick_ack::after_transfer(&self.0, &written);
         written
     }
 
@@ -92,7 +78,7 @@ impl AsyncWrite for QuickAckTcp {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.0).poll_write_vectored(cx, bufs);
-        self.wrote(&written);
+        quick_ack::after_transfer(&self.0, &written);
         written
     }
 
