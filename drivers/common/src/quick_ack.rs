@@ -40,6 +40,36 @@ pub fn after_transfer<Fd: std::os::fd::AsFd>(
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub fn after_transfer<S>(_socket: S, _result: &std::task::Poll<std::io::Result<usize>>) {}
 
+/// The methods of a client stream `struct S(Socket)` that pass one read or write through to
+/// the socket and then [`after_transfer`] on it: `name(arg: Type)` for each method, which must
+/// return `Poll<io::Result<usize>>`. Both drivers' `QuickAckTcp` take their write methods (and
+/// smol its read) from here, so the rule and its plumbing are written once; the trait being
+/// implemented must be in scope where the macro is used.
+///
+/// ```ignore
+/// impl futures_io::AsyncWrite for QuickAckTcp {
+///     orca_cluster_driver_common::quick_ack_transfers!(
+///         poll_write(buf: &[u8]),
+///         poll_write_vectored(bufs: &[std::io::IoSlice<'_>]),
+///     );
+///     // poll_flush, poll_close: plain delegation
+/// }
+/// ```
+#[macro_export]
+macro_rules! quick_ack_transfers {
+    ($($method:ident($arg:ident: $ty:ty)),+ $(,)?) => {$(
+        fn $method(
+            mut self: ::core::pin::Pin<&mut Self>,
+            cx: &mut ::core::task::Context<'_>,
+            $arg: $ty,
+        ) -> ::core::task::Poll<::std::io::Result<usize>> {
+            let moved = ::core::pin::Pin::new(&mut self.0).$method(cx, $arg);
+            $crate::quick_ack::after_transfer(&self.0, &moved);
+            moved
+        }
+    )+};
+}
+
 /// Whether the kernel would acknowledge `socket`'s data at once now (`false` while it is in
 /// delayed-ACK mode); `None` where the option does not exist. For tests.
 #[cfg(any(target_os = "linux", target_os = "android"))]

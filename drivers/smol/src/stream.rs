@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
-use orca_cluster_driver_common::{ConnectFuture, Transport, quick_ack};
+use orca_cluster_driver_common::{ConnectFuture, Transport};
 use smol::net::TcpStream;
 
 /// A byte stream the client can run HTTP over (futures-io).
@@ -38,37 +38,14 @@ impl Transport<BoxIo> for TcpTransport {
 pub struct QuickAckTcp(TcpStream);
 
 impl AsyncRead for QuickAckTcp {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let read = Pin::new(&mut self.0).poll_read(cx, buf);
-        quick_ack::after_transfer(&self.0, &read);
-        read
-    }
+    orca_cluster_driver_common::quick_ack_transfers!(poll_read(buf: &mut [u8]));
 }
 
 impl AsyncWrite for QuickAckTcp {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.0).poll_write(cx, buf);
-        quick_ack::after_transfer(&self.0, &written);
-        written
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.0).poll_write_vectored(cx, bufs);
-        quick_ack::after_transfer(&self.0, &written);
-        written
-    }
+    orca_cluster_driver_common::quick_ack_transfers!(
+        poll_write(buf: &[u8]),
+        poll_write_vectored(bufs: &[io::IoSlice<'_>]),
+    );
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_flush(cx)

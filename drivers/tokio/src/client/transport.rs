@@ -62,25 +62,10 @@ impl AsyncRead for QuickAckTcp {
 }
 
 impl AsyncWrite for QuickAckTcp {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.0).poll_write(cx, buf);
-        quick_ack::after_transfer(&self.0, &written);
-        written
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.0).poll_write_vectored(cx, bufs);
-        quick_ack::after_transfer(&self.0, &written);
-        written
-    }
+    orca_cluster_driver_common::quick_ack_transfers!(
+        poll_write(buf: &[u8]),
+        poll_write_vectored(bufs: &[io::IoSlice<'_>]),
+    );
 
     fn is_write_vectored(&self) -> bool {
         self.0.is_write_vectored()
