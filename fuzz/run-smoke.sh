@@ -3,7 +3,7 @@
 #
 # 1. Always: replay the checked-in corpus (and a batch of generated inputs) through every
 #    target on stable, without libFuzzer: `cargo test --manifest-path fuzz/Cargo.toml`.
-# 2. If a nightly toolchain and cargo-fuzz are installed: build the targets with cargo-fuzz and
+# 2. If a nightly toolchain and cargo-fuzz are installed (else skipped, or a failure when CI=true): build the targets with cargo-fuzz and
 #    run each for ${FUZZ_SECONDS:-30} seconds. A crash fails the script; the reproducer is left
 #    in fuzz/artifacts/<target>/ (replay it with `cargo +nightly fuzz run <target> <file>`).
 #
@@ -13,6 +13,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
+# shellcheck source=../.ci/skip.sh
+. "$here/../.ci/skip.sh"
 
 seconds="${FUZZ_SECONDS:-30}"
 targets="${FUZZ_TARGETS:-decode_query fill_response membership rendezvous admission h1_response h1_request dns_answer listener_head}"
@@ -21,12 +23,10 @@ echo "== stable corpus replay"
 cargo test --manifest-path "$here/Cargo.toml"
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
-    echo "== no nightly toolchain: skipping the libFuzzer runs"
-    exit 0
+    skip_or_fail "the libFuzzer runs: no nightly toolchain"
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "== cargo-fuzz not installed (cargo install cargo-fuzz --locked): skipping the libFuzzer runs"
-    exit 0
+    skip_or_fail "the libFuzzer runs: cargo-fuzz not installed (cargo install cargo-fuzz --locked)"
 fi
 
 echo "== cargo +nightly fuzz build"

@@ -9,14 +9,14 @@
 # All traffic stays inside the namespaces created here; everything is torn down on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=../../.ci/skip.sh
+. .ci/skip.sh
 
 if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v dnsmasq >/dev/null; then
-  echo "multihost: SKIPPED (needs root, iproute2 and dnsmasq; .ci/run installs them)"
-  exit 0
+  skip_or_fail "multihost: needs root, iproute2 and dnsmasq (.ci/run installs them)"
 fi
 if ! ip netns add orcamh-probe 2>/dev/null; then
-  echo "multihost: SKIPPED (cannot create network namespaces here)"
-  exit 0
+  skip_or_fail "multihost: cannot create network namespaces here"
 fi
 ip netns del orcamh-probe
 
