@@ -34,7 +34,8 @@ const BLOCK_SALT: u64 = 0xD1B5_4A32_D192_ED03;
 /// `GOLDEN = 0x9E3779B97F4A7C15` and `BLOCK_SALT = 0xD1B54A32D192ED03`. Byte `o` of the object is
 /// byte `o % 8` of word `o / 8`. Every 4 KiB block is thus the seed's table XORed with a word of
 /// its own, so a shifted, reordered or foreign block does not verify, and making the bytes costs
-/// about as much as copying them (the XOR vectorises) rather than one hash per 8 bytes. The chunk
+/// little more than copying them (the XOR vectorises; a 256 KiB frame at 0.69 of a copy's speed,
+/// `benches/frames.rs`) rather than one hash per 8 bytes. The chunk
 /// size and index only select the range, so chunks of any size tile the same object bytes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SyntheticOrigin;

@@ -124,14 +124,16 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// replica; the client offers it first, so a peer that follows the client's order (nginx by
 /// default) picks it too.
 pub fn cipher_suite_rank(suite: &rustls::SupportedCipherSuite) -> (u8, u8) {
+    use rustls::CipherSuite as S;
     let version = u8::from(suite.version().version != rustls::ProtocolVersion::TLSv1_3);
-    let name = format!("{:?}", suite.suite());
-    let bulk = if name.contains("AES_128_GCM") {
-        0
-    } else if name.contains("AES_256_GCM") {
-        1
-    } else {
-        2
+    let bulk = match suite.suite() {
+        S::TLS13_AES_128_GCM_SHA256
+        | S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        | S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 0,
+        S::TLS13_AES_256_GCM_SHA384
+        | S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+        | S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => 1,
+        _ => 2,
     };
     (version, bulk)
 }
@@ -516,6 +518,36 @@ mod tests {
         }
         assert!(!client.is_handshaking() && !server.is_handshaking());
         client.negotiated_cipher_suite().unwrap().suite()
+    }
+
+    /// Every suite of the provider in rank order: TLS 1.3 first, AES-128-GCM before
+    /// AES-256-GCM before ChaCha20 within each version, and none lost.
+    #[test]
+    fn the_provider_lists_every_suite_in_rank_order() {
+        use rustls::CipherSuite as S;
+        let suites: Vec<S> = provider().cipher_suites.iter().map(|s| s.suite()).collect();
+        assert_eq!(
+            suites.len(),
+            rustls::crypto::ring::default_provider().cipher_suites.len()
+        );
+        assert_eq!(
+            &suites[..3],
+            [
+                S::TLS13_AES_128_GCM_SHA256,
+                S::TLS13_AES_256_GCM_SHA384,
+                S::TLS13_CHACHA20_POLY1305_SHA256
+            ]
+        );
+        let ranks: Vec<(u8, u8)> = provider()
+            .cipher_suites
+            .iter()
+            .map(cipher_suite_rank)
+            .collect();
+        assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{ranks:?}");
+        assert!(
+            ranks.contains(&(1, 0)) && ranks.contains(&(1, 1)),
+            "{ranks:?}"
+        );
     }
 
     /// The listener picks AES-128-GCM even for a client that prefers AES-256-GCM (rustls' and
