@@ -178,7 +178,8 @@ fn install_metrics() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
-async fn wait_for_signal() {
+/// SIGINT or SIGTERM (only Ctrl-C where there are no Unix signals).
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -74,7 +74,7 @@ pub(crate) struct SideBySideArgs {
 pub(crate) async fn run(a: SideBySideArgs) -> Result<(), String> {
     tokio::select! {
         result = run_rounds(a) => result,
-        () = smol_server::wait_for_signal() => {
+        () = crate::node::wait_for_signal() => {
             Err("side-by-side: interrupted (servers stopped, scratch directory removed)".into())
         }
     }

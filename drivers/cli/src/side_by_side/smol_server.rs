@@ -102,26 +102,10 @@ pub(crate) async fn serve_smol(a: ServeSmolArgs) -> Result<(), String> {
         Err(_) => return Err("the smol replica's thread ended during start-up".into()),
     }
     tracing::warn!(listen = %a.listen, "smol replica serving /internal/fill");
-    wait_for_signal().await;
+    crate::node::wait_for_signal().await;
     drop(stop_tx);
     tokio::task::spawn_blocking(move || replica.join())
         .await
         .map_err(|e| e.to_string())?
         .map_err(|_| "the smol replica's thread panicked".to_string())
-}
-
-/// SIGINT or SIGTERM.
-pub(super) async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
