@@ -36,12 +36,9 @@ mod cases {
     use std::net::SocketAddr;
     use std::time::{Duration, Instant};
 
+    use orca_cluster_core::TlsSettings;
     use orca_cluster_core::wire::encode_query;
-    use orca_cluster_core::{ClusterConfig, TlsSettings};
-    use orca_cluster_driver_common::{StaticPeerSource, SyntheticOrigin};
-    use orca_cluster_tests::harness::{
-        Driver, Replica, Setup, bind_local, key, off_thread, replica, static_config,
-    };
+    use orca_cluster_tests::harness::{Driver, Replica, off_thread, tls_replica_and_its_chunk};
     use orca_cluster_tests::pki::MtlsFixture;
     use orca_cluster_tests::{raw_client, raw_tls};
 
@@ -67,20 +64,7 @@ mod cases {
     /// A TLS replica of driver `D` (the cluster's member identity) and a request for a chunk it
     /// coordinates, which it would answer with 200.
     async fn tls_replica<D: Driver>(pki: &MtlsFixture) -> (Replica, Vec<u8>) {
-        let listener = bind_local::<D>(1).await.pop().unwrap();
-        let addr = D::listener_addr(&listener);
-        let phantom = SocketAddr::new(addr.ip(), 1);
-        let source = StaticPeerSource::new([addr, phantom]);
-        let setup = Setup::static_source(&source).with_self_port(addr.port());
-        let config = ClusterConfig {
-            internal_tls: pki.member.clone(),
-            ..static_config()
-        };
-        let r = replica::<D>(listener, config, setup, SyntheticOrigin).await;
-        let mine = (0..64)
-            .map(|i| key(i, 1024))
-            .find(|k| r.cluster.is_coordinator(k))
-            .expect("a chunk of this replica");
+        let (r, mine) = tls_replica_and_its_chunk::<D>(&pki.member, 1024).await;
         let target = format!("/internal/fill?{}", encode_query(&mine, 64 * 1024));
         let request = raw_client::request("GET", &target, "x-orca-internal: 1\r\n");
         (r, request)

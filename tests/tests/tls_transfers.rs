@@ -9,13 +9,10 @@ orca_cluster_tests::driver_cases!([large_tls_responses_arrive_whole_and_promptly
 
 mod cases {
     use std::io::{Read, Write};
-    use std::net::SocketAddr;
     use std::time::{Duration, Instant};
 
     use orca_cluster_core::wire::encode_query;
-    use orca_cluster_core::{ChunkKey, ClusterConfig};
-    use orca_cluster_driver_common::{StaticPeerSource, SyntheticOrigin};
-    use orca_cluster_tests::harness::{Driver, Setup, bind_local, key, off_thread, replica};
+    use orca_cluster_tests::harness::{Driver, off_thread, tls_replica_and_its_chunk};
     use orca_cluster_tests::pki::MtlsFixture;
     use orca_cluster_tests::{raw_client, raw_tls};
 
@@ -71,20 +68,8 @@ mod cases {
     /// [`PER_RESPONSE`].
     pub(super) async fn large_tls_responses_arrive_whole_and_promptly<D: Driver>() {
         let pki = MtlsFixture::new(&format!("{}-tls-transfers", D::NAME));
-        let listener = bind_local::<D>(1).await.pop().unwrap();
-        let addr = D::listener_addr(&listener);
-        let phantom = SocketAddr::new(addr.ip(), 1);
-        let source = StaticPeerSource::new([addr, phantom]);
-        let setup = Setup::static_source(&source).with_self_port(addr.port());
-        let config = ClusterConfig {
-            internal_tls: pki.member.clone(),
-            ..orca_cluster_tests::harness::static_config()
-        };
-        let r = replica::<D>(listener, config, setup, SyntheticOrigin).await;
-        let mine: ChunkKey = (0..64)
-            .map(|i| key(i, CHUNK))
-            .find(|k| r.cluster.is_coordinator(k))
-            .expect("a chunk of this replica");
+        let (r, mine) = tls_replica_and_its_chunk::<D>(&pki.member, CHUNK).await;
+        let addr = r.addr;
         let target = format!("/internal/fill?{}", encode_query(&mine, CHUNK * 64));
         let request = raw_client::keep_alive_request("GET", &target, "x-orca-internal: 1\r\n");
         let tls = pki.member2.clone();

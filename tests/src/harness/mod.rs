@@ -557,6 +557,30 @@ pub async fn replica<D: Driver>(
     }
 }
 
+/// A replica of driver `D` with mutual TLS (identity `tls`) serving the synthetic origin, in a
+/// static cluster with a second, phantom peer (so it coordinates only some chunks), and the
+/// first chunk of `chunk_size` bytes (index 0 to 63) that it coordinates.
+pub async fn tls_replica_and_its_chunk<D: Driver>(
+    tls: &orca_cluster_core::TlsSettings,
+    chunk_size: u64,
+) -> (Replica, ChunkKey) {
+    let listener = bind_local::<D>(1).await.pop().unwrap();
+    let addr = D::listener_addr(&listener);
+    let phantom = SocketAddr::new(addr.ip(), 1);
+    let source = StaticPeerSource::new([addr, phantom]);
+    let setup = Setup::static_source(&source).with_self_port(addr.port());
+    let config = ClusterConfig {
+        internal_tls: tls.clone(),
+        ..static_config()
+    };
+    let r = replica::<D>(listener, config, setup, SyntheticOrigin).await;
+    let mine = (0..64)
+        .map(|i| key(i, chunk_size))
+        .find(|k| r.cluster.is_coordinator(k))
+        .expect("a chunk of this replica");
+    (r, mine)
+}
+
 /// Binds `n` listeners of driver `D` on 127.0.0.1 with OS-assigned ports.
 pub async fn bind_local<D: Driver>(n: usize) -> Vec<D::Listener> {
     let mut out = Vec::with_capacity(n);
