@@ -271,8 +271,9 @@ mod cases {
         ChunkStream, FillError, FillRequest, Filler, FillerError, StaticPeerSource, SyntheticOrigin,
     };
     use orca_cluster_tests::harness::{
-        ClusterHandle, Driver, LOCALHOST, Setup, assert_chunk, bind_local, eventually, key,
-        off_thread, peer_at, static_config, timeout,
+        ClusterHandle, Driver, LOCALHOST, Setup, assert_chunk, bind_local, eventually, off_thread,
+        origin_chunk_coordinated_by, peer_at, start_static_limited, static_config, stop_all,
+        timeout,
     };
     use orca_cluster_tests::raw_client;
 
@@ -331,22 +332,9 @@ mod cases {
         }
     }
 
-    /// A chunk with `origin` coordinated by the replica at `owner` in `observer`'s snapshot.
+    /// A chunk of `origin` coordinated by `owner` in `observer`'s snapshot.
     fn chunk(observer: &dyn ClusterHandle, owner: SocketAddr, origin: &str) -> ChunkKey {
-        (0..4)
-            .cycle()
-            .zip(0..)
-            .map(|(index, salt)| ChunkKey {
-                origin_id: origin.into(),
-                etag: format!("\"v{salt}\""),
-                ..key(index, CHUNK)
-            })
-            .take(256)
-            .find(|k| {
-                let c = observer.coordinator(k);
-                c.ip == owner.ip() && c.port == owner.port()
-            })
-            .unwrap_or_else(|| panic!("no {origin} chunk coordinated by {owner}"))
+        origin_chunk_coordinated_by(observer, owner, origin, CHUNK, 4)
     }
 
     /// Waits until no fill of either role is in flight.
@@ -366,17 +354,13 @@ mod cases {
         let addrs: Vec<SocketAddr> = listeners.iter().map(D::listener_addr).collect();
         let (a_addr, b_addr) = (addrs[0], addrs[1]);
         let source = StaticPeerSource::new(addrs.clone());
-        let mut replicas = Vec::new();
-        for (listener, addr) in listeners.into_iter().zip(&addrs) {
-            let setup = Setup::static_source(&source).with_self_port(addr.port());
-            let cluster = D::start(static_config(), setup)
-                .await
-                .unwrap_or_else(|e| panic!("{} start: {e}", D::NAME));
-            assert_eq!(cluster.peers().len(), 2);
-            let serving = D::serve(listener, &cluster, Scripted, 1);
-            replicas.push((cluster, serving));
+        let setup = Setup::static_source(&source);
+        let replicas =
+            start_static_limited::<D>(listeners, &static_config(), &setup, Scripted, 1).await;
+        for r in &replicas {
+            assert_eq!(r.cluster.peers().len(), 2);
         }
-        let a = &replicas[0].0;
+        let a = &*replicas[0].cluster;
         let b = peer_at(b_addr);
 
         // Two fills served in full.
@@ -471,13 +455,7 @@ mod cases {
         );
         settle::<D>().await;
         let s = scrape();
-        for (cluster, serving) in replicas {
-            serving.shutdown(Duration::from_secs(2)).await;
-            cluster
-                .close(Duration::from_secs(2))
-                .await
-                .expect("close in time");
-        }
+        stop_all(replicas).await;
         s
     }
 

@@ -136,8 +136,8 @@ mod cases {
         ChunkStream, FillRequest, Filler, FillerError, StaticPeerSource, SyntheticOrigin,
     };
     use orca_cluster_tests::harness::{
-        ClusterHandle, Driver, Setup, assert_chunk, bind_local, eventually, key, peer_at,
-        static_config,
+        ClusterHandle, Driver, Setup, assert_chunk, bind_local, eventually,
+        origin_chunk_coordinated_by, peer_at, start_static_limited, static_config, stop_all,
     };
 
     use super::{Captured, closed};
@@ -160,21 +160,7 @@ mod cases {
 
     /// A chunk of `origin` coordinated by `owner` in `observer`'s snapshot.
     fn chunk(observer: &dyn ClusterHandle, owner: SocketAddr, origin: &str) -> ChunkKey {
-        (0..5)
-            .map(|index| ChunkKey {
-                origin_id: origin.into(),
-                ..key(index, CHUNK)
-            })
-            .chain((0..64).map(|salt| ChunkKey {
-                origin_id: origin.into(),
-                etag: format!("\"s{salt}\""),
-                ..key(salt % 5, CHUNK)
-            }))
-            .find(|k| {
-                let c = observer.coordinator(k);
-                c.ip == owner.ip() && c.port == owner.port()
-            })
-            .unwrap_or_else(|| panic!("no {origin} chunk coordinated by {owner}"))
+        origin_chunk_coordinated_by(observer, owner, origin, CHUNK, 5)
     }
 
     /// The one closed span `name` of `origin`, once it has closed (at most 5 s).
@@ -207,16 +193,11 @@ mod cases {
         let listeners = bind_local::<D>(2).await;
         let addrs: Vec<SocketAddr> = listeners.iter().map(D::listener_addr).collect();
         let source = StaticPeerSource::new(addrs.clone());
-        let mut replicas = Vec::new();
-        for (listener, addr) in listeners.into_iter().zip(&addrs) {
-            let setup = Setup::static_source(&source).with_self_port(addr.port());
-            let cluster = D::start(static_config(), setup)
-                .await
-                .unwrap_or_else(|e| panic!("{} start: {e}", D::NAME));
-            let serving = D::serve(listener, &cluster, FailingOnRequest, 16);
-            replicas.push((cluster, serving));
-        }
-        let a = &replicas[0].0;
+        let setup = Setup::static_source(&source);
+        let replicas =
+            start_static_limited::<D>(listeners, &static_config(), &setup, FailingOnRequest, 16)
+                .await;
+        let a = &*replicas[0].cluster;
         let (a_addr, b_addr) = (addrs[0], addrs[1]);
         let b = peer_at(b_addr);
 
@@ -278,12 +259,6 @@ mod cases {
             "{server:?}"
         );
 
-        for (cluster, serving) in replicas {
-            serving.shutdown(Duration::from_secs(2)).await;
-            cluster
-                .close(Duration::from_secs(2))
-                .await
-                .expect("close in time");
-        }
+        stop_all(replicas).await;
     }
 }

@@ -537,18 +537,30 @@ impl Replica {
     }
 }
 
-/// Starts a cluster of driver `D` with `config` and `setup` and serves `listener` with `filler`.
+/// Starts a cluster of driver `D` with `config` and `setup` and serves `listener` with `filler`
+/// (at most 256 fills at once).
 pub async fn replica<D: Driver>(
     listener: D::Listener,
     config: ClusterConfig,
     setup: Setup,
     filler: impl Filler,
 ) -> Replica {
+    replica_limited::<D>(listener, config, setup, filler, 256).await
+}
+
+/// [`replica`] serving at most `max_concurrent` fills at once.
+pub async fn replica_limited<D: Driver>(
+    listener: D::Listener,
+    config: ClusterConfig,
+    setup: Setup,
+    filler: impl Filler,
+    max_concurrent: usize,
+) -> Replica {
     let addr = D::listener_addr(&listener);
     let cluster = D::start(config, setup)
         .await
         .unwrap_or_else(|e| panic!("{} start: {e}", D::NAME));
-    let listener = D::serve(listener, &cluster, filler, 256);
+    let listener = D::serve(listener, &cluster, filler, max_concurrent);
     Replica {
         driver: D::NAME,
         cluster: Box::new(cluster),
@@ -602,15 +614,27 @@ pub async fn start_static<D: Driver>(
     setup: &Setup,
     filler: impl Filler + Clone,
 ) -> Vec<Replica> {
+    start_static_limited::<D>(listeners, config, setup, filler, 256).await
+}
+
+/// [`start_static`] with each replica serving at most `max_concurrent` fills at once.
+pub async fn start_static_limited<D: Driver>(
+    listeners: Vec<D::Listener>,
+    config: &ClusterConfig,
+    setup: &Setup,
+    filler: impl Filler + Clone,
+    max_concurrent: usize,
+) -> Vec<Replica> {
     let mut out = Vec::with_capacity(listeners.len());
     for listener in listeners {
         let port = D::listener_addr(&listener).port();
         out.push(
-            replica::<D>(
+            replica_limited::<D>(
                 listener,
                 config.clone(),
                 setup.clone().with_self_port(port),
                 filler.clone(),
+                max_concurrent,
             )
             .await,
         );
@@ -697,6 +721,28 @@ pub fn key_coordinated_by(
     (0..limit)
         .map(|i| key(i, chunk_size))
         .find(|k| replicas[owner].is(&replicas[observer].cluster.coordinator(k)))
+}
+
+/// A chunk of `origin_id` (chunk size `chunk_size`, index below `indices`, the etag varied)
+/// whose coordinator in `observer`'s snapshot listens on `owner`.
+pub fn origin_chunk_coordinated_by(
+    observer: &dyn ClusterHandle,
+    owner: SocketAddr,
+    origin_id: &str,
+    chunk_size: u64,
+    indices: u64,
+) -> ChunkKey {
+    (0..256u64)
+        .map(|salt| ChunkKey {
+            origin_id: origin_id.into(),
+            etag: format!("\"s{salt}\""),
+            ..key(salt % indices, chunk_size)
+        })
+        .find(|k| {
+            let c = observer.coordinator(k);
+            c.ip == owner.ip() && c.port == owner.port()
+        })
+        .unwrap_or_else(|| panic!("no {origin_id} chunk coordinated by {owner}"))
 }
 
 /// Asserts that `bytes` are exactly chunk `key` of an object of `object_size` bytes of the
