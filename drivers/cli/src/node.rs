@@ -94,20 +94,7 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
     let settings: ListenerSettings = a.limits.settings(open_files.map(connection_budget));
     let max_connections = settings.max_connections;
     // Concurrent fills of one chunk read the origin once (on by default).
-    let handle = if a.origin == "synthetic" {
-        if a.no_coalesce {
-            listener.serve(&cluster, SyntheticOrigin, settings)
-        } else {
-            listener.serve(&cluster, CoalescingFiller::new(SyntheticOrigin), settings)
-        }
-    } else {
-        let root = PathBuf::from(&a.origin);
-        if !root.is_dir() {
-            return Err(format!(
-                "--origin {}: not `synthetic` and not a directory",
-                a.origin
-            ));
-        }
+    let handle = if let Some(root) = origin_root(&a.origin)? {
         if a.no_coalesce {
             listener.serve(&cluster, DirOrigin::new(root), settings)
         } else {
@@ -117,6 +104,10 @@ pub(crate) async fn run(a: NodeArgs) -> Result<(), String> {
                 settings,
             )
         }
+    } else if a.no_coalesce {
+        listener.serve(&cluster, SyntheticOrigin, settings)
+    } else {
+        listener.serve(&cluster, CoalescingFiller::new(SyntheticOrigin), settings)
     };
     tracing::info!(
         listen = %handle.local_addr(),
@@ -176,6 +167,21 @@ fn install_metrics() -> Result<PrometheusHandle, String> {
         }
     });
     Ok(handle)
+}
+
+/// The directory of `--origin` (`None`: `synthetic`); an error naming the flag when it is
+/// neither `synthetic` nor a directory.
+pub(crate) fn origin_root(origin: &str) -> Result<Option<PathBuf>, String> {
+    if origin == "synthetic" {
+        return Ok(None);
+    }
+    let root = PathBuf::from(origin);
+    if !root.is_dir() {
+        return Err(format!(
+            "--origin {origin}: not `synthetic` and not a directory"
+        ));
+    }
+    Ok(Some(root))
 }
 
 /// SIGINT or SIGTERM (only Ctrl-C where there are no Unix signals).

@@ -5,7 +5,6 @@
 //! settings, in a process of its own. It runs until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -32,18 +31,7 @@ pub(crate) struct ServeSmolArgs {
 /// Serves until SIGINT/SIGTERM. The replica runs on smol (its global executor and a thread in
 /// `smol::block_on`); this runtime only waits for the signal.
 pub(crate) async fn serve_smol(a: ServeSmolArgs) -> Result<(), String> {
-    let origin = if a.origin == "synthetic" {
-        None
-    } else {
-        let root = PathBuf::from(&a.origin);
-        if !root.is_dir() {
-            return Err(format!(
-                "--origin {}: not `synthetic` and not a directory",
-                a.origin
-            ));
-        }
-        Some(root)
-    };
+    let origin = crate::node::origin_root(&a.origin)?;
     let config = ClusterConfig {
         service: "side-by-side".into(),
         self_pod_ip: vec![a.listen.ip()],
